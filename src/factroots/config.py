@@ -1,0 +1,280 @@
+"""Run configuration: frozen dataclasses loaded from YAML presets in ``conf/``.
+
+Every field has a help string (``factroots <verb> --dry-run`` prints the resolved config).
+Loading validates everything: an unknown key, a wrong type or a bad value is a one-line
+``ConfigError`` naming the key and the file. The resolved config is written beside every output.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from factroots.errors import ConfigError
+
+
+def opt(default: Any, help: str, choices: tuple | None = None) -> Any:  # noqa: A002
+    """A config field with a help string (and optionally the allowed values)."""
+    meta = {"help": help, "choices": choices}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class FactsConfig:
+    """Where the facts come from."""
+
+    mlama_dir: str | None = opt(None, "an mLAMA-format directory (<lang>/<relation>.jsonl, "
+                                      "<lang>/templates.jsonl) instead of the shipped mLAMA 1.1")
+    candidates_dir: str | None = opt(None, "a candidates directory (TREx_multilingual_objects/, "
+                                           "GoogleRE_objects/) instead of the shipped lists")
+
+
+@dataclass(frozen=True)
+class TraceConfig:
+    """Wikipedia dumps to co-occurrence (Spark)."""
+
+    dumps: dict = opt({}, "lang -> list of dump paths or URIs (.xml, .xml.bz2, multistream "
+                          ".xml.bz2 with its -index.txt.bz2 beside it); relative to the config file")
+    dump_dir: str | None = opt(None, "a folder searched for <lang>wiki-*.xml* for languages "
+                                     "not listed in `dumps`")
+    aliases: str | None = opt(None, "an optional alias file (Parquet, CSV or TSV with columns "
+                                    "lang, uri, alias), e.g. Wikidata aliases")
+    parser: str = opt("fast", "wikitext cleaner: the fast regex path, or mwparserfromhell for "
+                              "every page", ("fast", "mwparser"))
+    max_page_bytes: int = opt(2_000_000, "pages with more wikitext bytes are counted and skipped")
+    page_timeout_s: float = opt(10.0, "time limit for cleaning one page; slower pages are "
+                                      "counted and skipped")
+    window: str = opt("chunk", "the window in which subject and object must co-occur for the fact "
+                               "to be present", ("sentence", "chunk", "document"))
+    min_count: int = opt(1, "a fact is present when it co-occurs at least this often")
+    chunk_tokenizer: str | None = opt(None, "tokenizer (hub id or path) that cuts documents into "
+                                            "chunks; None = the probed model's tokenizer")
+    chunk_size: int = opt(512, "subwords per chunk (the paper's unit: 512 mBERT wordpieces)")
+    min_name_len: int = opt(2, "names shorter than this (in characters) are skipped and counted")
+    substring_langs: list = opt(["zh", "ja", "th"], "languages matched as substrings (no spaces "
+                                                    "between words)")
+    left_boundary_langs: list = opt(["ko", "tr", "fi", "hu", "et", "az", "eu", "ka", "ta"],
+                                    "agglutinative languages matched with a left word boundary "
+                                    "only")
+    evidence_k: int = opt(5, "how many evidence sentence_ids to keep per (fact, language)")
+    max_mentions_per_sentence: int = opt(64, "mentions kept per sentence for pairing")
+    partitions_per_file: int = opt(0, "split each indexed dump into this many byte ranges "
+                                      "(0 = about one per 32 MB compressed, at least 2)")
+    spark_master: str = opt("local[2]", "Spark master for `factroots trace` (spark-submit "
+                                        "sets its own)")
+    spark_conf: dict = opt({}, "extra Spark settings (key -> value)")
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """Masked-LM probing on mLAMA."""
+
+    model: str = opt("lab", "hub id or local path of a masked LM; 'lab' = the embedded lab "
+                            "model built by `factroots lab build`")
+    device: str = opt("auto", "where to run", ("auto", "cpu", "cuda", "mps"))
+    dtype: str = opt("float32", "weights' precision on GPU", ("float32", "bfloat16", "float16"))
+    batch_size: int = opt(128, "prompts per forward pass (halved on GPU out-of-memory)")
+    protocols: list = opt(["full"], "probing protocols: full (the paper's full-match over "
+                                    "k = 1..maxlen) and typed (mLAMA's typed querying)")
+    all_k: bool = opt(False, "run every k = 1..maxlen as the paper does, instead of the fast "
+                             "path that gives identical answers")
+    trust_remote_code: bool = opt(False, "allow model code from the hub (off: safer)")
+    max_facts_per_lang: int = opt(0, "probe at most this many facts per language (0 = all)")
+    shard: str = opt("0/1", "i/n: probe the i-th of n shards of the languages")
+
+
+@dataclass(frozen=True)
+class NeuronsConfig:
+    """Neuron signatures (PROBELESS) and the overlap table."""
+
+    site: str = opt("ffn", "what to capture: FFN activations after the activation function, or "
+                           "the layer outputs", ("ffn", "hidden"))
+    layers: list = opt([], "layers to capture (empty = all)")
+    top_k: int = opt(100, "neurons kept per fact in `signatures`")
+    overlap_k: int = opt(50, "top-k sets compared by Jaccard in `overlap` and `fact_labels`")
+    min_group: int = opt(3, "a (lang, relation) group with fewer correct facts is flagged, "
+                            "not ranked")
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    """Labels per (fact, language)."""
+
+    naming_relations: list = opt(["P17", "P27", "P1412", "P140", "P103"],
+                                 "relations whose object is cued by the subject's name")
+    null_percentile: float = opt(95.0, "threshold percentile of the null Jaccard distribution "
+                                       "(random different facts of the same relation)")
+    null_samples: int = opt(200, "null pairs sampled per language pair")
+    seed: int = opt(0, "seed for the null sampling")
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """The report."""
+
+    formats: list = opt(["md", "html"], "report formats to write")
+    top_langs: int = opt(30, "languages in the overlap heatmap (by P@1)")
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    """The controlled experiment and embedded default model."""
+
+    langs: list = opt(["en", "uk", "bg"], "languages of the lab (must have bundled dump samples)")
+    seed: int = opt(0, "seed for the plan, corpus and training")
+    facts_per_group: int = opt(40, "facts per plan group")
+    repeats: int = opt(30, "how often a planted fact is written into the corpus")
+    hidden_size: int = opt(128, "hidden size of the lab MLM")
+    layers: int = opt(2, "encoder layers of the lab MLM")
+    vocab_size: int = opt(8000, "vocabulary size of the lab tokenizer")
+    train_minutes: float = opt(4.0, "CPU training budget")
+    max_steps: int = opt(3000, "training steps at most")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One whole run: where outputs go, which facts, and each stage's settings."""
+
+    out: str = opt("out", "output root; every table goes to <out>/<table>/lang=<xx>/")
+    langs: list = opt([], "languages to run (empty = every language of the facts)")
+    relations: list = opt([], "relations to run (empty = all)")
+    facts: FactsConfig = field(default_factory=FactsConfig, metadata={"help": "facts stage"})
+    trace: TraceConfig = field(default_factory=TraceConfig, metadata={"help": "trace stage"})
+    probe: ProbeConfig = field(default_factory=ProbeConfig, metadata={"help": "probe stage"})
+    neurons: NeuronsConfig = field(default_factory=NeuronsConfig, metadata={"help": "neurons"})
+    label: LabelConfig = field(default_factory=LabelConfig, metadata={"help": "label stage"})
+    report: ReportConfig = field(default_factory=ReportConfig, metadata={"help": "report"})
+    lab: LabConfig = field(default_factory=LabConfig, metadata={"help": "the lab"})
+    base_dir: str = opt(".", "folder that relative paths are resolved against (the config "
+                             "file's folder when loaded from a file)")
+
+    def path(self, p: str) -> Path:
+        """Resolve a config path against ``base_dir`` (URIs with a scheme are left alone)."""
+        if "://" in p:
+            return Path(p)
+        q = Path(p).expanduser()
+        return q if q.is_absolute() else Path(self.base_dir) / q
+
+
+def _check_type(value: Any, tp: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(tp):
+            return None
+        inner = [a for a in typing.get_args(tp) if a is not type(None)][0]
+        return _check_type(value, inner, where)
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    expected = {"str": str, "int": int, "float": float, "bool": bool, "list": list, "dict": dict}
+    py = expected.get(getattr(tp, "__name__", str(tp)), tp)
+    if not isinstance(value, py) or (py is int and isinstance(value, bool)):
+        raise ConfigError(f"{where}: expected {py.__name__}, got {value!r}",
+                          f"set {where} to a {py.__name__}")
+    return value
+
+
+def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {data!r}", "fix the YAML")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown config key {where + '.' if where else ''}{unknown[0]}",
+                          f"use one of {sorted(fields)}")
+    kwargs = {}
+    for name, value in data.items():
+        key = f"{where}.{name}" if where else name
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _build(tp, value or {}, key)
+            continue
+        value = _check_type(value, tp, key)
+        choices = fields[name].metadata.get("choices")
+        if choices and value not in choices:
+            raise ConfigError(f"{key}: {value!r} is not one of {list(choices)}",
+                              f"set {key} to one of {list(choices)}")
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _set_dotted(data: dict, dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    for p in parents:
+        data = data.setdefault(p, {})
+    data[last] = value
+
+
+def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> RunConfig:
+    """Load a YAML preset (or the defaults), apply dotted ``overrides``, validate, return it."""
+    data: dict = {}
+    src = "defaults"
+    if path is not None:
+        p = Path(path)
+        src = str(p)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} not found", "pass an existing YAML file, "
+                              "e.g. conf/default.yaml")
+        try:
+            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML: {exc}".splitlines()[0], "fix the YAML") from exc
+        data.setdefault("base_dir", str(p.resolve().parent.parent if p.resolve().parent.name == "conf"
+                                        else p.resolve().parent))
+    for k, v in (overrides or {}).items():
+        if v is not None:
+            _set_dotted(data, k, v)
+    try:
+        cfg = _build(RunConfig, data, "")
+    except ConfigError as exc:
+        raise ConfigError(f"{src}: {exc.message}", exc.fix) from None
+    validate(cfg, src)
+    return cfg
+
+
+def validate(cfg: RunConfig, src: str = "config") -> None:
+    """Check values that a type alone does not catch."""
+    shard = cfg.probe.shard.split("/")
+    if len(shard) != 2 or not all(s.isdigit() for s in shard) or int(shard[0]) >= int(shard[1]):
+        raise ConfigError(f"{src}: probe.shard {cfg.probe.shard!r} is not i/n with i < n",
+                          "use e.g. 0/4")
+    for name, value in (("probe.batch_size", cfg.probe.batch_size),
+                        ("neurons.top_k", cfg.neurons.top_k), ("trace.chunk_size", cfg.trace.chunk_size),
+                        ("trace.min_count", cfg.trace.min_count)):
+        if value < 1:
+            raise ConfigError(f"{src}: {name} must be >= 1, got {value}", f"set {name} to 1 or more")
+    if cfg.neurons.overlap_k > cfg.neurons.top_k:
+        raise ConfigError(f"{src}: neurons.overlap_k ({cfg.neurons.overlap_k}) exceeds "
+                          f"neurons.top_k ({cfg.neurons.top_k})", "lower overlap_k")
+    if not 0 < cfg.label.null_percentile < 100:
+        raise ConfigError(f"{src}: label.null_percentile must be in (0, 100)", "use e.g. 95")
+    unknown = [p for p in cfg.probe.protocols if p not in ("full", "typed")]
+    if unknown:
+        raise ConfigError(f"{src}: unknown probe protocol {unknown[0]!r}", "use full and/or typed")
+
+
+def to_dict(cfg: Any) -> dict:
+    """The resolved config as plain data (for manifests and --dry-run)."""
+    return dataclasses.asdict(cfg)
+
+
+def describe(cls: type = RunConfig, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(key, default, help) for every field, for docs and --help."""
+    rows = []
+    for f in dataclasses.fields(cls):
+        key = prefix + f.name
+        tp = typing.get_type_hints(cls)[f.name]
+        if dataclasses.is_dataclass(tp):
+            rows += describe(tp, key + ".")
+        else:
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            rows.append((key, repr(default), f.metadata.get("help", "")))
+    return rows

@@ -1,0 +1,181 @@
+"""Parquet tables under one output root, partitioned by ``lang``, written atomically.
+
+Layout: ``<out>/<table>/lang=<xx>/part-*.parquet`` (the ``lang`` column lives in the folder
+name, as Spark writes it), beside ``_SUCCESS``, ``_manifest.json`` (resolved config, code
+version, fingerprint, row count) and ``_stats.json`` (``in``/``out``/``rejected_<reason>``).
+A partition is written to a temporary folder and renamed into place, so a reader never sees
+half a language; a rerun skips partitions whose ``_SUCCESS`` and fingerprint match.
+``<out>/stats.json`` gathers every partition's stats.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import uuid as _uuid
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from factroots import __version__, tables
+from factroots.errors import MissingTableError, SchemaError
+
+log = logging.getLogger(__name__)
+
+SUCCESS, MANIFEST, STATS = "_SUCCESS", "_manifest.json", "_stats.json"
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """The package version plus the git commit of the source tree when there is one."""
+    here = Path(__file__).resolve().parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=here, capture_output=True,
+                             text=True, timeout=5, check=False).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        rev = ""
+    return f"{__version__}+g{rev}" if rev else __version__
+
+
+def fingerprint(*parts: Any) -> str:
+    """A short stable hash of JSON-able parts (config sections, input names, versions)."""
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def table_dir(out: str | Path, table: str) -> Path:
+    """The folder of a table."""
+    return Path(out) / table
+
+
+def partition_dir(out: str | Path, table: str, lang: str) -> Path:
+    """The folder of one language of a table."""
+    return table_dir(out, table) / f"lang={lang}"
+
+
+def read_manifest(out: str | Path, table: str, lang: str) -> dict | None:
+    """The manifest of a finished partition, or None."""
+    d = partition_dir(out, table, lang)
+    if not (d / SUCCESS).exists() or not (d / MANIFEST).exists():
+        return None
+    return json.loads((d / MANIFEST).read_text(encoding="utf-8"))
+
+
+def is_done(out: str | Path, table: str, lang: str, fp: str | None = None) -> bool:
+    """True when the partition finished and (if given) its fingerprint matches."""
+    m = read_manifest(out, table, lang)
+    return m is not None and (fp is None or m.get("fingerprint") == fp)
+
+
+def done_langs(out: str | Path, table: str) -> list[str]:
+    """Languages of a table whose partitions finished, sorted."""
+    d = table_dir(out, table)
+    if not d.is_dir():
+        return []
+    return sorted(p.name[5:] for p in d.glob("lang=*") if (p / SUCCESS).exists())
+
+
+def staging_dir(out: str | Path, table: str) -> Path:
+    """A fresh temporary folder inside the table's folder (same file system: rename is atomic)."""
+    d = table_dir(out, table) / f"_tmp-{_uuid.uuid4().hex[:12]}"
+    d.mkdir(parents=True, exist_ok=False)
+    return d
+
+
+def check_balance(stats: Mapping[str, Any]) -> bool:
+    """True unless stats has ``in`` and ``out`` and ``in != out + Σ rejected_*``."""
+    if "in" not in stats or "out" not in stats:
+        return True
+    rejected = sum(v for k, v in stats.items() if k.startswith("rejected_"))
+    return stats["in"] == stats["out"] + rejected
+
+
+def commit_partition(out: str | Path, table: str, lang: str, staged: Path, *, rows: int,
+                     config: Mapping | None = None, stats: Mapping | None = None,
+                     fp: str | None = None, inputs: Mapping | None = None) -> Path:
+    """Move a staged folder of parquet files into place as ``lang=<lang>`` and mark it done."""
+    if stats is not None and not check_balance(stats):
+        raise SchemaError(f"{table}/lang={lang}: stats do not balance: {dict(stats)}",
+                          "count every dropped row under rejected_<reason>")
+    manifest = {"table": table, "lang": lang, "rows": rows, "code_version": code_version(),
+                "fingerprint": fp, "inputs": dict(inputs or {}), "config": dict(config or {}),
+                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    (staged / MANIFEST).write_text(json.dumps(manifest, indent=1, default=str), encoding="utf-8")
+    if stats is not None:
+        (staged / STATS).write_text(json.dumps(dict(stats), indent=1), encoding="utf-8")
+    final = partition_dir(out, table, lang)
+    trash = final.with_name(f"_old-{lang}-{_uuid.uuid4().hex[:8]}")
+    if final.exists():
+        final.rename(trash)
+    staged.rename(final)
+    (final / SUCCESS).touch()
+    shutil.rmtree(trash, ignore_errors=True)
+    update_stats_summary(out)
+    return final
+
+
+def write_table(out: str | Path, table: str, data: pa.Table, lang: str, *,
+                config: Mapping | None = None, stats: Mapping | None = None,
+                fp: str | None = None, inputs: Mapping | None = None) -> Path:
+    """Write one language of a table atomically; ``data`` must match its declaration."""
+    tables.check(table, data)
+    if data.num_rows and set(data.column("lang").unique().to_pylist()) != {lang}:
+        raise SchemaError(f"{table}: rows of other languages in partition lang={lang}",
+                          "filter the table to one language before writing")
+    staged = staging_dir(out, table)
+    try:
+        pq.write_table(data.drop_columns(["lang"]), staged / "part-00000.parquet",
+                       compression="zstd")
+        return commit_partition(out, table, lang, staged, rows=data.num_rows, config=config,
+                                stats=stats, fp=fp, inputs=inputs)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+
+
+def read_table(out: str | Path, table: str, langs: Iterable[str] | None = None,
+               columns: list[str] | None = None) -> pa.Table:
+    """Read the finished partitions of a table (all, or ``langs``) with its declared schema."""
+    spec = tables.spec(table)
+    have = done_langs(out, table)
+    if not have:
+        raise MissingTableError(f"table {table!r} has no finished partition under {out}",
+                                f"run the {spec.stage} stage first")
+    want = have if langs is None else [lg for lg in langs if lg in have]
+    parts = []
+    for lg in want:
+        files = sorted(partition_dir(out, table, lg).glob("*.parquet"))
+        schema = pa.schema([f for f in spec.schema if f.name != "lang"])
+        t = pq.read_table(files, schema=schema) if files else schema.empty_table()
+        t = t.append_column("lang", pa.array([lg] * t.num_rows, pa.string()))
+        parts.append(tables.conform(table, t))
+    out_t = pa.concat_tables(parts) if parts else spec.schema.empty_table()
+    return out_t.select(columns) if columns else out_t
+
+
+def read_stats(out: str | Path, table: str, lang: str) -> dict:
+    """The stats of one finished partition ({} when it has none)."""
+    p = partition_dir(out, table, lang) / STATS
+    return json.loads(p.read_text(encoding="utf-8")) if p.exists() else {}
+
+
+def update_stats_summary(out: str | Path) -> Path:
+    """Rewrite ``<out>/stats.json`` from every finished partition's ``_stats.json``."""
+    summary: dict[str, dict] = {}
+    root = Path(out)
+    for d in sorted(root.glob("*/lang=*")):
+        if (d / SUCCESS).exists() and (d / STATS).exists():
+            summary.setdefault(d.parent.name, {})[d.name[5:]] = json.loads((d / STATS).read_text())
+    path = root / "stats.json"
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(summary, indent=1, sort_keys=True), encoding="utf-8")
+    tmp.replace(path)
+    return path

@@ -1,0 +1,197 @@
+"""Every table of factroots, declared once: columns, Arrow types, key, partitioning, grain.
+
+These declarations are the contracts between stages. Builders end by selecting exactly
+``SPEC.names`` (``conform``), and ``storage`` refuses to write a table that does not match.
+Every table is partitioned by ``lang`` under ``<out>/<table>/lang=<xx>/``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from factroots.errors import SchemaError
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One table: its name, schema, key columns, partition columns and grain."""
+
+    name: str
+    schema: pa.Schema
+    key: tuple[str, ...]
+    grain: str
+    partition: tuple[str, ...] = ("lang",)
+    stage: str = ""
+
+    @property
+    def names(self) -> list[str]:
+        """Column names in declared order."""
+        return list(self.schema.names)
+
+
+def _spec(name: str, stage: str, grain: str, key: tuple[str, ...], *fields: tuple) -> TableSpec:
+    return TableSpec(name, pa.schema([pa.field(n, t) for n, t in fields]), key, grain, stage=stage)
+
+
+S, I8, I16, I32, I64 = pa.string(), pa.int8(), pa.int16(), pa.int32(), pa.int64()
+F16, F32, F64, B = pa.float16(), pa.float32(), pa.float64(), pa.bool_()
+
+# ---- facts ---------------------------------------------------------------------------------
+FACTS = _spec(
+    "facts", "facts", "one row per (lang, uuid): an mLAMA triple in one language",
+    ("lang", "uuid"),
+    ("lang", S), ("relation", S), ("uuid", S), ("lineid", I32), ("sub_uri", S),
+    ("sub_label", S), ("obj_uri", S), ("obj_label", S), ("template", S),
+)
+TEMPLATES = _spec(
+    "templates", "facts", "one row per (lang, relation): the prompt template",
+    ("lang", "relation"),
+    ("lang", S), ("relation", S), ("template", S),
+)
+CANDIDATES = _spec(
+    "candidates", "facts", "one row per (lang, relation, candidate): a candidate object label",
+    ("lang", "relation", "candidate"),
+    ("lang", S), ("relation", S), ("candidate", S), ("source", S),
+)
+
+# ---- trace ---------------------------------------------------------------------------------
+PAGES = _spec(
+    "pages", "trace", "one row per (lang, page_id): a page of the dump, articles and others",
+    ("lang", "page_id"),
+    ("lang", S), ("page_id", I64), ("rev_id", I64), ("title", S), ("namespace", I32),
+    ("is_redirect", B), ("wikitext_len", I64), ("dump", S),
+)
+SENTENCES = _spec(
+    "sentences", "trace",
+    "one row per (lang, sentence_id): a sentence of an article, in page order; "
+    "sentence_id = page_id * 1_000_000 + the sentence's position in its page",
+    ("lang", "sentence_id"),
+    ("lang", S), ("page_id", I64), ("para_idx", I32), ("sent_idx", I32),
+    ("sentence_id", I64), ("text", S),
+)
+MENTIONS = _spec(
+    "mentions", "trace", "one row per (lang, sentence_id, uri, role, start): a name found in text",
+    ("lang", "sentence_id", "uri", "role", "start"),
+    ("lang", S), ("sentence_id", I64), ("page_id", I64), ("uri", S), ("role", S),
+    ("start", I32), ("end", I32), ("strictness", S),
+)
+COOCCURRENCE = _spec(
+    "cooccurrence", "trace",
+    "one row per (lang, uuid) of facts: where subject and object occur together",
+    ("lang", "uuid"),
+    ("lang", S), ("uuid", S), ("relation", S), ("sub_uri", S), ("obj_uri", S),
+    ("sub_mentions", I64), ("obj_mentions", I64),
+    ("cooc_sentence", I64), ("cooc_chunk", I64), ("cooc_document", I64),
+    ("evidence", pa.list_(I64)), ("ambiguous_name", B), ("sub_contains_obj", B),
+    ("present", B),
+)
+
+# ---- probe ---------------------------------------------------------------------------------
+QUERIES = _spec(
+    "queries", "probe", "one row per (lang, uuid, k): a prompt with k masks in the object slot",
+    ("lang", "uuid", "k"),
+    ("lang", S), ("uuid", S), ("relation", S), ("k", I32), ("prompt", S),
+)
+PREDICTIONS = _spec(
+    "predictions", "probe",
+    "one row per (lang, uuid, protocol): the model's answer; k is the matching prompt's mask "
+    "count (the largest that full-matches) or, when none does, the gold length",
+    ("lang", "uuid", "protocol"),
+    ("lang", S), ("uuid", S), ("relation", S), ("protocol", S), ("k", I32),
+    ("pred_ids", pa.list_(I32)), ("pred_text", S), ("gold_ids", pa.list_(I32)),
+    ("correct_full", B), ("correct_partial", B), ("correct_exact", B), ("score", F32),
+)
+SIGNATURES = _spec(
+    "signatures", "probe",
+    "one row per correct (lang, uuid): the top neurons of the fact by PROBELESS within its "
+    "(lang, relation) group",
+    ("lang", "uuid"),
+    ("lang", S), ("uuid", S), ("relation", S), ("site", S), ("group_size", I32),
+    ("small_group", B), ("neuron_ids", pa.list_(I32)), ("scores", pa.list_(F16)),
+)
+OVERLAP = _spec(
+    "overlap", "probe",
+    "one row per (lang, other_lang): mean top-k Jaccard over facts correct in both",
+    ("lang", "other_lang"),
+    ("lang", S), ("other_lang", S), ("mean_jaccard", F64), ("n_facts", I64), ("top_k", I32),
+)
+
+# ---- label ---------------------------------------------------------------------------------
+STATUS = _spec(
+    "status", "label",
+    "one row per (lang, uuid) over all uuids: -1 not in L, 0 absent&wrong, 1 present&wrong, "
+    "2 absent&correct, 3 present&correct",
+    ("lang", "uuid"),
+    ("lang", S), ("uuid", S), ("relation", S), ("status", I8),
+)
+EASY_FACTS = _spec(
+    "easy_facts", "label", "one row per (lang, uuid) with status 2: the first easy-fact rule",
+    ("lang", "uuid"),
+    ("lang", S), ("uuid", S), ("relation", S), ("category", S), ("rule", S),
+)
+FACT_LABELS = _spec(
+    "fact_labels", "label",
+    "one row per correct (lang, uuid): transferred / cross-lingual shared / "
+    "language-independent / cue-explained / unlabelled, with evidence",
+    ("lang", "uuid"),
+    ("lang", S), ("uuid", S), ("relation", S), ("status", I8), ("label", S),
+    ("source_langs", pa.list_(S)), ("partner_langs", pa.list_(S)),
+    ("partner_jaccard", pa.list_(F64)), ("partner_threshold", pa.list_(F64)),
+    ("partner_pvalue", pa.list_(F64)), ("shared_with", pa.list_(S)),
+)
+
+# ---- lab -----------------------------------------------------------------------------------
+PLANTED_FACTS = _spec(
+    "planted_facts", "lab",
+    "one row per (lang, uuid) of the lab plan: how often the fact is planted in that language",
+    ("lang", "uuid"),
+    ("lang", S), ("uuid", S), ("relation", S), ("group", S), ("n_planted", I32),
+    ("in_real_text", B), ("easy_category", S),
+)
+LAB_CHECK = _spec(
+    "lab_check", "lab", "one row per (lang, metric): labels compared with the lab plan",
+    ("lang", "metric"),
+    ("lang", S), ("metric", S), ("value", F64), ("numerator", I64), ("denominator", I64),
+)
+
+TABLES: dict[str, TableSpec] = {
+    t.name: t
+    for t in (
+        FACTS, TEMPLATES, CANDIDATES, PAGES, SENTENCES, MENTIONS, COOCCURRENCE, QUERIES,
+        PREDICTIONS, SIGNATURES, OVERLAP, STATUS, EASY_FACTS, FACT_LABELS, PLANTED_FACTS,
+        LAB_CHECK,
+    )
+}
+
+
+def spec(name: str) -> TableSpec:
+    """Return the declaration of table ``name``."""
+    try:
+        return TABLES[name]
+    except KeyError:
+        raise SchemaError(f"unknown table {name!r}", f"use one of {sorted(TABLES)}") from None
+
+
+def conform(name: str, table: pa.Table) -> pa.Table:
+    """Return ``table`` with exactly the declared columns, in order, cast to the declared types."""
+    s = spec(name)
+    missing = [c for c in s.names if c not in table.column_names]
+    if missing:
+        raise SchemaError(f"table {name!r} lacks columns {missing}", "fix its builder")
+    try:
+        return table.select(s.names).cast(s.schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise SchemaError(f"table {name!r} does not cast to its schema: {exc}", "fix its builder") from exc
+
+
+def check(name: str, table: pa.Table) -> None:
+    """Raise ``SchemaError`` unless ``table`` has exactly the declared schema."""
+    s = spec(name)
+    if not table.schema.remove_metadata().equals(s.schema):
+        raise SchemaError(
+            f"table {name!r} has schema {table.schema.remove_metadata()} "
+            f"but tables.py declares {s.schema}",
+            "end the builder with tables.conform",
+        )
