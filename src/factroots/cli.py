@@ -78,7 +78,12 @@ def main(verbose: int) -> None:
 
 @main.command()
 @click.option("--mlama-dir", "o_facts__mlama_dir", default=None,
-              help="Read your own mLAMA-format directory instead of the shipped mLAMA 1.1.")
+              help="Read your own mLAMA-format directory (<lang>/<relation>.jsonl, "
+                   "<lang>/templates.jsonl) instead of the shipped mLAMA 1.1.")
+@click.option("--candidates-dir", "o_facts__candidates_dir", default=None,
+              help="Candidate lists for --mlama-dir (TREx_multilingual_objects/<lang>.json, "
+                   "GoogleRE_objects/<lang>.json); default: those folders inside --mlama-dir, "
+                   "else each relation's distinct objects.")
 @common
 def facts(cfg: RunConfig) -> None:
     """Write the `facts`, `templates` and `candidates` tables from mLAMA."""

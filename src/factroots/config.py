@@ -34,7 +34,11 @@ class FactsConfig:
     mlama_dir: str | None = opt(None, "an mLAMA-format directory (<lang>/<relation>.jsonl, "
                                       "<lang>/templates.jsonl) instead of the shipped mLAMA 1.1")
     candidates_dir: str | None = opt(None, "a candidates directory (TREx_multilingual_objects/, "
-                                           "GoogleRE_objects/) instead of the shipped lists")
+                                           "GoogleRE_objects/) for mlama_dir; default: those "
+                                           "folders inside mlama_dir, else the distinct objects "
+                                           "of each relation's facts")
+    exclude_relations: list = opt(["date_of_birth"], "relations left out (the paper drops "
+                                                     "date_of_birth: it has no triples)")
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,8 @@ class TraceConfig:
                                             "chunks; None = the probed model's tokenizer")
     chunk_size: int = opt(512, "subwords per chunk (the paper's unit: 512 mBERT wordpieces)")
     min_name_len: int = opt(2, "names shorter than this (in characters) are skipped and counted")
+    min_substring_len: int = opt(2, "the same minimum for substring languages (zh, ja, th), "
+                                    "where a short name matches inside words")
     substring_langs: list = opt(["zh", "ja", "th"], "languages matched as substrings (no spaces "
                                                     "between words)")
     left_boundary_langs: list = opt(["ko", "tr", "fi", "hu", "et", "az", "eu", "ka", "ta"],
@@ -71,6 +77,8 @@ class TraceConfig:
     spark_master: str = opt("local[2]", "Spark master for `factroots trace` (spark-submit "
                                         "sets its own)")
     spark_conf: dict = opt({}, "extra Spark settings (key -> value)")
+    page_batch_rows: int = opt(256, "Arrow batch rows for page-level stages (whole pages per "
+                                    "batch: keeps 32-bit string offsets and memory bounded)")
 
 
 @dataclass(frozen=True)
@@ -102,17 +110,33 @@ class NeuronsConfig:
     overlap_k: int = opt(50, "top-k sets compared by Jaccard in `overlap` and `fact_labels`")
     min_group: int = opt(3, "a (lang, relation) group with fewer correct facts is flagged, "
                             "not ranked")
+    batch_size: int = opt(0, "prompts per forward pass when capturing (0 = probe.batch_size; "
+                             "halved on GPU out-of-memory)")
 
 
 @dataclass(frozen=True)
 class LabelConfig:
     """Labels per (fact, language)."""
 
+    protocol: str = opt("full", "probing protocol whose answers count as correct",
+                        ("full", "typed"))
+    match: str = opt("full", "which correct flag of `predictions` counts: full-match (the "
+                             "paper's), partial-match or exact-match", ("full", "partial", "exact"))
     naming_relations: list = opt(["P17", "P27", "P1412", "P140", "P103"],
                                  "relations whose object is cued by the subject's name")
+    token_overlap: bool = opt(True, "easy-fact rule 2: subject and object share a token of the "
+                                    "probed model's tokenizer")
+    tokenizer: str | None = opt(None, "tokenizer.json (or a model folder) for the token-overlap "
+                                      "rule; None = the probed model's (probe.model, or the "
+                                      "model recorded in the predictions' manifest)")
     null_percentile: float = opt(95.0, "threshold percentile of the null Jaccard distribution "
                                        "(random different facts of the same relation)")
-    null_samples: int = opt(200, "null pairs sampled per language pair")
+    null_samples: int = opt(200, "null pairs sampled per language pair (all pairs when fewer "
+                                 "exist)")
+    min_null: int = opt(10, "a language pair with fewer null pairs gets no threshold: its "
+                            "facts are left unlabelled (reason no_null)")
+    use_small_groups: bool = opt(False, "use signatures flagged small_group (fewer facts than "
+                                        "neurons.min_group in their relation: arbitrary ranking)")
     seed: int = opt(0, "seed for the null sampling")
 
 
@@ -121,7 +145,9 @@ class ReportConfig:
     """The report."""
 
     formats: list = opt(["md", "html"], "report formats to write")
+    dir: str = opt("report", "report folder, relative to `out` (or absolute)")
     top_langs: int = opt(30, "languages in the overlap heatmap (by P@1)")
+    min_facts: int = opt(30, "numbers over fewer facts than this are flagged as small")
 
 
 @dataclass(frozen=True)
@@ -176,8 +202,9 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
     expected = {"str": str, "int": int, "float": float, "bool": bool, "list": list, "dict": dict}
     py = expected.get(getattr(tp, "__name__", str(tp)), tp)
     if not isinstance(value, py) or (py is int and isinstance(value, bool)):
+        article = "an" if py.__name__[0] in "aeiou" else "a"
         raise ConfigError(f"{where}: expected {py.__name__}, got {value!r}",
-                          f"set {where} to a {py.__name__}")
+                          f"set {where} to {article} {py.__name__}")
     return value
 
 
@@ -208,8 +235,14 @@ def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
 
 def _set_dotted(data: dict, dotted: str, value: Any) -> None:
     *parents, last = dotted.split(".")
-    for p in parents:
-        data = data.setdefault(p, {})
+    for i, p in enumerate(parents):
+        if data.get(p) is None:  # an empty YAML section (`probe:`) loads as None
+            data[p] = {}
+        if not isinstance(data[p], dict):
+            where = ".".join(parents[:i + 1])
+            raise ConfigError(f"cannot set {dotted}: {where} is {data[p]!r}, not a section",
+                              f"fix {where} in the YAML")
+        data = data[p]
     data[last] = value
 
 
@@ -227,12 +260,15 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
             data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"{p}: not valid YAML: {exc}".splitlines()[0], "fix the YAML") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p}: expected a mapping of config keys, got {type(data).__name__}",
+                              "write the preset as `key: value` lines")
         data.setdefault("base_dir", str(p.resolve().parent.parent if p.resolve().parent.name == "conf"
                                         else p.resolve().parent))
-    for k, v in (overrides or {}).items():
-        if v is not None:
-            _set_dotted(data, k, v)
     try:
+        for k, v in (overrides or {}).items():
+            if v is not None:
+                _set_dotted(data, k, v)
         cfg = _build(RunConfig, data, "")
     except ConfigError as exc:
         raise ConfigError(f"{src}: {exc.message}", exc.fix) from None

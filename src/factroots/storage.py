@@ -118,7 +118,7 @@ def commit_partition(out: str | Path, table: str, lang: str, staged: Path, *, ro
     staged.rename(final)
     (final / SUCCESS).touch()
     shutil.rmtree(trash, ignore_errors=True)
-    update_stats_summary(out)
+    update_stats_summary(out, table, lang)
     return final
 
 
@@ -167,14 +167,20 @@ def read_stats(out: str | Path, table: str, lang: str) -> dict:
     return json.loads(p.read_text(encoding="utf-8")) if p.exists() else {}
 
 
-def update_stats_summary(out: str | Path) -> Path:
-    """Rewrite ``<out>/stats.json`` from every finished partition's ``_stats.json``."""
-    summary: dict[str, dict] = {}
+def update_stats_summary(out: str | Path, table: str | None = None, lang: str | None = None) -> Path:
+    """Update ``<out>/stats.json``: one partition's entry, or (no table given) rebuild it all."""
     root = Path(out)
-    for d in sorted(root.glob("*/lang=*")):
-        if (d / SUCCESS).exists() and (d / STATS).exists():
-            summary.setdefault(d.parent.name, {})[d.name[5:]] = json.loads((d / STATS).read_text())
     path = root / "stats.json"
+    if table is None or not path.exists():
+        summary: dict[str, dict] = {}
+        for d in sorted(root.glob("*/lang=*")):
+            if (d / SUCCESS).exists() and (d / STATS).exists():
+                summary.setdefault(d.parent.name, {})[d.name[5:]] = json.loads((d / STATS).read_text())
+    else:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+        stats_file = partition_dir(out, table, lang or "") / STATS
+        if stats_file.exists():
+            summary.setdefault(table, {})[lang] = json.loads(stats_file.read_text(encoding="utf-8"))
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     tmp.write_text(json.dumps(summary, indent=1, sort_keys=True), encoding="utf-8")
     tmp.replace(path)

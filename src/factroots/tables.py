@@ -121,10 +121,12 @@ OVERLAP = _spec(
 # ---- label ---------------------------------------------------------------------------------
 STATUS = _spec(
     "status", "label",
-    "one row per (lang, uuid) over all uuids: -1 not in L, 0 absent&wrong, 1 present&wrong, "
-    "2 absent&correct, 3 present&correct",
+    "one row per (lang, uuid) over all uuids of the run: -1 not in L, 0 absent&wrong, "
+    "1 present&wrong, 2 absent&correct, 3 present&correct; null (with `missing` saying why) "
+    "when the trace or the probe did not cover it",
     ("lang", "uuid"),
-    ("lang", S), ("uuid", S), ("relation", S), ("status", I8),
+    ("lang", S), ("uuid", S), ("relation", S), ("status", I8), ("present", B), ("correct", B),
+    ("missing", S),
 )
 EASY_FACTS = _spec(
     "easy_facts", "label", "one row per (lang, uuid) with status 2: the first easy-fact rule",
@@ -133,10 +135,10 @@ EASY_FACTS = _spec(
 )
 FACT_LABELS = _spec(
     "fact_labels", "label",
-    "one row per correct (lang, uuid): transferred / cross-lingual shared / "
-    "language-independent / cue-explained / unlabelled, with evidence",
+    "one row per correct (lang, uuid): transferred / shared / independent / cue_explained / "
+    "unlabelled, with the reason and the per-partner evidence (aligned lists)",
     ("lang", "uuid"),
-    ("lang", S), ("uuid", S), ("relation", S), ("status", I8), ("label", S),
+    ("lang", S), ("uuid", S), ("relation", S), ("status", I8), ("label", S), ("reason", S),
     ("source_langs", pa.list_(S)), ("partner_langs", pa.list_(S)),
     ("partner_jaccard", pa.list_(F64)), ("partner_threshold", pa.list_(F64)),
     ("partner_pvalue", pa.list_(F64)), ("shared_with", pa.list_(S)),
@@ -145,10 +147,16 @@ FACT_LABELS = _spec(
 # ---- lab -----------------------------------------------------------------------------------
 PLANTED_FACTS = _spec(
     "planted_facts", "lab",
-    "one row per (lang, uuid) of the lab plan: how often the fact is planted in that language",
+    "one row per (lang, uuid) of the lab languages' facts: the fact's plan group (all, "
+    "only_<lang>, none, background), how often it is planted in that language, whether the real "
+    "sample text already holds subject and object in one page (in_real_text) or one sentence "
+    "(in_real_sentence), whether the whole lab corpus does (in_lab_text: planted, real, or by "
+    "the names of other planted facts), its easy-fact category by the paper's rules under the lab "
+    "tokenizer, and whether its names are written identically in two lab languages",
     ("lang", "uuid"),
     ("lang", S), ("uuid", S), ("relation", S), ("group", S), ("n_planted", I32),
-    ("in_real_text", B), ("easy_category", S),
+    ("in_real_text", B), ("in_real_sentence", B), ("in_lab_text", B), ("easy_category", S),
+    ("shared_names", B),
 )
 LAB_CHECK = _spec(
     "lab_check", "lab", "one row per (lang, metric): labels compared with the lab plan",

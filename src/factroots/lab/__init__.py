@@ -1,0 +1,1 @@
+"""The lab: plant facts into real Wikipedia text, train a small MLM, check the labels."""

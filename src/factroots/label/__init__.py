@@ -1,0 +1,1 @@
+"""Label stage: status codes, easy facts and transferred / shared / independent labels."""

@@ -1,0 +1,146 @@
+"""The label stage: read facts, cooccurrence, predictions, signatures and overlap from ``out``;
+write `status`, `easy_facts` and `fact_labels` per language.
+
+Inputs other than `facts` may be missing (a stage not run, a language not traced): the stage
+then writes what it can, with null codes or `unlabelled` rows whose reason says what was
+missing, and records a note in every manifest and `_stats.json`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from factroots import storage
+from factroots.config import RunConfig, to_dict
+from factroots.errors import MissingTableError
+from factroots.label.easy_facts import build_easy_facts
+from factroots.label.fact_labels import build_fact_labels
+from factroots.label.status import build_status, status_stats
+from factroots.label.tokenizer import load_token_sets
+
+log = logging.getLogger(__name__)
+INPUTS = ("cooccurrence", "predictions", "signatures", "overlap")
+OUTPUTS = ("status", "easy_facts", "fact_labels")
+
+
+def _optional(out: Path, table: str, langs: list[str], notes: list[str]) -> tuple:
+    """(table or None, finished langs) of an optional input; a missing one becomes a note."""
+    done = [lg for lg in storage.done_langs(out, table) if lg in langs]
+    for lg in sorted(set(langs) - set(done)):
+        notes.append(f"{table}: no finished partition for {lg}")
+    if not done:
+        return None, set()
+    return storage.read_table(out, table, done), set(done)
+
+
+def _fingerprint(cfg: RunConfig, out: Path, langs: list[str]) -> str:
+    manifests = {t: {lg: (m or {}).get("fingerprint") or (m or {}).get("created")
+                     for lg in langs for m in [storage.read_manifest(out, t, lg)]}
+                 for t in ("facts", *INPUTS)}
+    return storage.fingerprint(to_dict(cfg.label), cfg.neurons.overlap_k, langs, cfg.relations,
+                               manifests)
+
+
+def _tokenizer_candidates(cfg: RunConfig, out: Path, langs: list[str]) -> list[str]:
+    cands = [str(cfg.path(cfg.label.tokenizer))] if cfg.label.tokenizer else []
+    if cfg.probe.model != "lab":
+        local = cfg.path(cfg.probe.model)
+        cands.append(str(local) if local.exists() else cfg.probe.model)
+    for lg in langs:
+        recorded = ((storage.read_manifest(out, "predictions", lg) or {}).get("config") or {})
+        model = (recorded.get("probe") or {}).get("model")
+        if model and model not in cands:
+            cands.append(model)
+    return cands
+
+
+def _presence(out: Path, langs: list[str]) -> dict:
+    """The trace's definition of "present", as recorded in the cooccurrence manifests."""
+    for lg in langs:
+        trace = ((storage.read_manifest(out, "cooccurrence", lg) or {}).get("config") or {})
+        trace = trace.get("trace") or {}
+        if trace:
+            return {"window": trace.get("window"), "min_count": trace.get("min_count")}
+    return {}
+
+
+def _lang(t: pa.Table, lang: str) -> pa.Table:
+    return t.filter(pc.equal(t.column("lang"), lang))
+
+
+def _counts(t: pa.Table, column: str, prefix: str) -> dict:
+    vc = t.column(column).value_counts().to_pylist() if t.num_rows else []
+    return {f"{prefix}_{v['values']}": int(v["counts"]) for v in vc}
+
+
+def _label_stats(t: pa.Table) -> dict:
+    stats = {"in": t.num_rows, "out": t.num_rows, **_counts(t, "label", "label"),
+             **_counts(t, "reason", "reason")}
+    thresholds: dict[str, float] = {}
+    for langs, thr in zip(t.column("partner_langs").to_pylist(),
+                          t.column("partner_threshold").to_pylist()):
+        for lg, x in zip(langs or [], thr or []):
+            if x is not None and not math.isnan(x) and lg not in thresholds:
+                thresholds[lg] = x
+    stats["null_threshold"] = dict(sorted(thresholds.items()))
+    return stats
+
+
+def run(cfg: RunConfig) -> Path:
+    """Build and write `status`, `easy_facts` and `fact_labels`; return the fact_labels folder."""
+    out = cfg.path(cfg.out)
+    facts = storage.read_table(out, "facts", cfg.langs or None)
+    langs = sorted(cfg.langs or set(facts.column("lang").to_pylist()))
+    if not langs:
+        raise MissingTableError(f"no facts for languages {cfg.langs} under {out}",
+                                "run `factroots facts` for these languages")
+    if cfg.relations:
+        facts = facts.filter(pc.is_in(facts.column("relation"), pa.array(cfg.relations)))
+    fp = _fingerprint(cfg, out, langs)
+    if all(storage.is_done(out, t, lg, fp) for t in OUTPUTS for lg in langs):
+        log.info("label: every partition is up to date")
+        return storage.table_dir(out, "fact_labels")
+    notes = [f"facts: no facts for {lg}" for lg in langs
+             if lg not in set(facts.column("lang").to_pylist())]
+    coo, traced = _optional(out, "cooccurrence", langs, notes)
+    preds, probed = _optional(out, "predictions", langs, notes)
+    sigs, _ = _optional(out, "signatures", langs, notes)
+    overlap, _ = _optional(out, "overlap", langs, notes)
+    status = build_status(facts, coo, preds, langs, protocol=cfg.label.protocol,
+                          match=cfg.label.match, traced=traced, probed=probed)
+    tok = load_token_sets(_tokenizer_candidates(cfg, out, langs)) if cfg.label.token_overlap \
+        else None
+    if tok is not None and tok.encode is None:
+        notes.append(tok.note)
+    easy = build_easy_facts(status, facts, naming_relations=cfg.label.naming_relations,
+                            token_sets=tok.encode if tok else None)
+    labels = build_fact_labels(status, easy, sigs, overlap, top_k=cfg.neurons.overlap_k,
+                               percentile=cfg.label.null_percentile,
+                               null_samples=cfg.label.null_samples, min_null=cfg.label.min_null,
+                               seed=cfg.label.seed, use_small_groups=cfg.label.use_small_groups)
+    inputs = {"notes": notes, "presence": _presence(out, langs), "langs": langs,
+              "tokenizer": tok.source if tok and tok.encode else None,
+              "token_overlap_rule": "off" if tok is None else ("on" if tok.encode else "skipped")}
+    for note in notes:
+        log.warning("label: %s", note)
+    _write(cfg, out, langs, fp, inputs, status, easy, labels)
+    return storage.table_dir(out, "fact_labels")
+
+
+def _write(cfg: RunConfig, out: Path, langs: list[str], fp: str, inputs: dict,
+           status: pa.Table, easy: pa.Table, labels: pa.Table) -> None:
+    conf = to_dict(cfg)
+    extra = {"notes": inputs["notes"], "token_overlap_rule": inputs["token_overlap_rule"]}
+    for lg in langs:
+        s, e, f = _lang(status, lg), _lang(easy, lg), _lang(labels, lg)
+        e_stats = {"in": e.num_rows, "out": e.num_rows, **_counts(e, "category", "category"),
+                   **_counts(e, "rule", "rule"), **extra}
+        for table, t, stats in (("status", s, {**status_stats(s), **extra}),
+                                ("easy_facts", e, e_stats),
+                                ("fact_labels", f, {**_label_stats(f), **extra})):
+            storage.write_table(out, table, t, lg, config=conf, stats=stats, fp=fp, inputs=inputs)

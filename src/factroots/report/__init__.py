@@ -1,0 +1,1 @@
+"""Report stage: figures, report.md and report.html from the output tables."""

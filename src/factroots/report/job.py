@@ -1,0 +1,75 @@
+"""The report stage: read every output table under ``out``, draw the figures, write the report.
+
+Writes ``<out>/<report.dir>/report.md`` (always), ``report.html`` (when ``html`` is among
+``report.formats``) and ``figures/*.png``. Missing stages become notes in the report.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from factroots import storage
+from factroots.config import RunConfig
+from factroots.report.figures import write_figures
+from factroots.report.paper import reference_p1
+from factroots.report.report import build_report
+from factroots.report.results import Results, load_results
+
+log = logging.getLogger(__name__)
+
+
+def _recorded(res: Results, table: str, section: str) -> dict:
+    """The config section recorded by the first manifest of ``table`` (the config that built it)."""
+    for m in res.manifests.get(table, {}).values():
+        if (m.get("config") or {}).get(section):
+            return m["config"][section]
+    return {}
+
+
+def describe_run(res: Results, cfg: RunConfig) -> dict:
+    """What was run, as recorded in the manifests (falling back to the current config)."""
+    probe = _recorded(res, "predictions", "probe") or {"model": cfg.probe.model}
+    trace = _recorded(res, "status", "trace") or {}
+    presence = {}
+    for m in res.manifests.get("status", {}).values():
+        presence = (m.get("inputs") or {}).get("presence") or presence
+    label = _recorded(res, "fact_labels", "label") or {}
+    neurons = _recorded(res, "fact_labels", "neurons") or {}
+    traced = sorted(res.manifests.get("status", {}))
+    dumps = trace.get("dumps") or {}
+    return {
+        "model": probe.get("model", cfg.probe.model),
+        "languages": f"{len(res.langs)}: {', '.join(res.langs) or '(none)'}",
+        "protocol": f"{label.get('protocol', cfg.label.protocol)} "
+                    f"({label.get('match', cfg.label.match)}-match counts as correct)",
+        "presence in Wikipedia": (f"co-occurrence in the same {presence.get('window')} at least "
+                                  f"{presence.get('min_count')} time(s)") if presence
+                                 else "unknown (no trace recorded)",
+        "dumps": ", ".join(f"{k}: {len(v) if isinstance(v, list) else v}" for k, v in
+                           sorted(dumps.items())) or "as configured in the trace stage",
+        "neurons": f"top-{neurons.get('overlap_k', cfg.neurons.overlap_k)} of the "
+                   f"{neurons.get('site', cfg.neurons.site)} signatures",
+        "null threshold": f"{label.get('null_percentile', cfg.label.null_percentile)}th "
+                          f"percentile of {label.get('null_samples', cfg.label.null_samples)} "
+                          "random same-relation pairs per language pair",
+        "labelled languages": ", ".join(traced) or "(label stage not run)",
+        "code version": storage.code_version(),
+    }
+
+
+def run(cfg: RunConfig) -> Path:
+    """Write the report of the run under ``cfg.out``; return the path of report.md."""
+    out = cfg.path(cfg.out)
+    res = load_results(out, cfg.langs or None)
+    folder = Path(cfg.report.dir)
+    folder = folder if folder.is_absolute() else out / folder
+    folder.mkdir(parents=True, exist_ok=True)
+    reference = reference_p1(str(describe_run(res, cfg)["model"]))
+    figs = write_figures(res, folder / "figures", top=cfg.report.top_langs,
+                         reference=reference[1])
+    for note in res.notes:
+        log.warning("report: %s", note)
+    return build_report(res, describe_run(res, cfg), figs, folder, formats=cfg.report.formats,
+                        min_facts=cfg.report.min_facts, top=cfg.report.top_langs,
+                        reference=reference)

@@ -1,0 +1,195 @@
+"""Read a run's output tables and reduce them to the per-language tables the report shows.
+
+`load_results` reads whatever exists under ``out`` (a stage not run gives ``None`` and a note);
+each ``*_table`` function returns a pandas DataFrame, one row per language, or an empty one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from factroots import storage
+
+COLUMNS = {
+    "facts": ["lang", "uuid", "relation"],
+    "predictions": ["lang", "uuid", "relation", "protocol", "correct_full", "correct_partial",
+                    "correct_exact"],
+    "status": ["lang", "uuid", "relation", "status", "missing"],
+    "easy_facts": ["lang", "uuid", "category", "rule"],
+    "fact_labels": ["lang", "uuid", "status", "label", "reason", "shared_with",
+                    "partner_langs", "partner_jaccard", "partner_threshold"],
+    "overlap": ["lang", "other_lang", "mean_jaccard", "n_facts", "top_k"],
+}
+LABEL_ORDER = ["transferred", "shared", "independent", "cue_explained", "unlabelled"]
+EASY_ORDER = ["shared_entity_tokens", "naming_cues", "others"]
+
+
+@dataclass
+class Results:
+    """The tables of one run (``None`` where a stage did not run) and notes on what is missing."""
+
+    out: Path
+    langs: list[str]
+    tables: dict[str, pd.DataFrame | None] = field(default_factory=dict)
+    manifests: dict[str, dict[str, dict]] = field(default_factory=dict)
+    corpus: pd.DataFrame = field(default_factory=pd.DataFrame)
+    notes: list[str] = field(default_factory=list)
+
+    def get(self, name: str) -> pd.DataFrame | None:
+        """One table as a DataFrame, or None."""
+        return self.tables.get(name)
+
+
+def _corpus(out: Path, langs: list[str]) -> pd.DataFrame:
+    """Articles (main namespace, not redirects) and sentences per language, from the trace."""
+    rows = []
+    for lg in langs:
+        row: dict = {"lang": lg, "articles": np.nan, "sentences": np.nan}
+        if storage.is_done(out, "pages", lg):
+            files = sorted(storage.partition_dir(out, "pages", lg).glob("*.parquet"))
+            if files:
+                t = pq.read_table(files, columns=["namespace", "is_redirect"]).to_pandas()
+                row["articles"] = int(((t["namespace"] == 0) & ~t["is_redirect"]).sum())
+        m = storage.read_manifest(out, "sentences", lg)
+        if m is not None:
+            row["sentences"] = m.get("rows", np.nan)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["lang", "articles", "sentences"])
+
+
+def load_results(out: str | Path, langs: list[str] | None = None) -> Results:
+    """Read every output table that exists under ``out`` (restricted to ``langs`` if given)."""
+    out = Path(out)
+    have = storage.done_langs(out, "facts")
+    langs = sorted(langs or have)
+    res = Results(out, langs)
+    for name, cols in COLUMNS.items():
+        done = [lg for lg in storage.done_langs(out, name) if lg in langs]
+        res.manifests[name] = {lg: storage.read_manifest(out, name, lg) or {} for lg in done}
+        if not done:
+            res.tables[name] = None
+            res.notes.append(f"`{name}` is missing: its stage did not run for these languages")
+            continue
+        res.tables[name] = storage.read_table(out, name, done, columns=cols).to_pandas()
+        lacking = sorted(set(langs) - set(done)) if name != "overlap" else []
+        if lacking:
+            res.notes.append(f"`{name}` lacks {', '.join(lacking)}")
+    for m in res.manifests.get("status", {}).values():
+        for note in (m.get("inputs") or {}).get("notes") or []:
+            if f"label: {note}" not in res.notes:
+                res.notes.append(f"label: {note}")
+    res.corpus = _corpus(out, langs)
+    return res
+
+
+def p1_table(res: Results, protocol: str = "full") -> pd.DataFrame:
+    """P@1 per language (micro full / partial / exact, macro over relations), descending."""
+    p = res.get("predictions")
+    if p is None:
+        return pd.DataFrame(columns=["lang", "facts", "correct", "p1", "p1_partial", "p1_exact",
+                                     "p1_macro"])
+    p = p[p["protocol"] == protocol]
+    g = p.groupby("lang")
+    df = pd.DataFrame({"facts": g.size(), "correct": g["correct_full"].sum(),
+                       "p1": 100 * g["correct_full"].mean(),
+                       "p1_partial": 100 * g["correct_partial"].mean(),
+                       "p1_exact": 100 * g["correct_exact"].mean()})
+    macro = p.groupby(["lang", "relation"])["correct_full"].mean().groupby("lang").mean()
+    df["p1_macro"] = 100 * macro
+    return df.reset_index().sort_values(["p1", "lang"], ascending=[False, True],
+                                        ignore_index=True)
+
+
+def absent_table(res: Results) -> pd.DataFrame:
+    """Per language: correct facts absent (2) / present (3) in its Wikipedia, the absent rate."""
+    s = res.get("status")
+    cols = ["lang", "absent_correct", "present_correct", "correct", "absent_rate", "unknown"]
+    if s is None:
+        return pd.DataFrame(columns=cols)
+    g = s.groupby("lang")["status"]
+    df = pd.DataFrame({"absent_correct": g.apply(lambda x: int((x == 2).sum())),
+                       "present_correct": g.apply(lambda x: int((x == 3).sum())),
+                       "unknown": g.apply(lambda x: int(x.isna().sum()))})
+    df["correct"] = df["absent_correct"] + df["present_correct"]
+    df["absent_rate"] = 100 * df["absent_correct"] / df["correct"].where(df["correct"] > 0)
+    return df.reset_index()[cols]
+
+
+def _shares(df: pd.DataFrame | None, column: str, order: list[str]) -> pd.DataFrame:
+    if df is None or df.empty:
+        return pd.DataFrame(columns=["lang", *order, "total"])
+    t = pd.crosstab(df["lang"], df[column])
+    extra = [c for c in t.columns if c not in order]
+    t = t.reindex(columns=order + extra, fill_value=0)
+    t["total"] = t.sum(axis=1)
+    return t.reset_index().rename_axis(columns=None)
+
+
+def easy_table(res: Results) -> pd.DataFrame:
+    """Per language: absent & correct facts in each easy-fact category."""
+    return _shares(res.get("easy_facts"), "category", EASY_ORDER)
+
+
+def label_table(res: Results) -> pd.DataFrame:
+    """Per language: correct facts under each label."""
+    return _shares(res.get("fact_labels"), "label", LABEL_ORDER)
+
+
+def pair_table(res: Results) -> pd.DataFrame:
+    """Per ordered language pair: facts present & correct in both, tested, shared, mean J, τ."""
+    fl = res.get("fact_labels")
+    cols = ["lang", "other_lang", "facts", "tested", "shared", "shared_pct", "mean_jaccard",
+            "threshold"]
+    if fl is None or fl.empty:
+        return pd.DataFrame(columns=cols)
+    fl = fl[fl["status"] == 3]
+    rows = [(lg, p, j, t, p in set(sw)) for lg, ps, js, ts, sw in zip(
+        fl["lang"], fl["partner_langs"], fl["partner_jaccard"], fl["partner_threshold"],
+        fl["shared_with"]) for p, j, t in zip(ps, js, ts)]
+    if not rows:
+        return pd.DataFrame(columns=cols)
+    df = pd.DataFrame(rows, columns=["lang", "other_lang", "j", "t", "shared"])
+    df["tested"] = df["j"].notna() & df["t"].notna()
+    g = df.groupby(["lang", "other_lang"])
+    out = pd.DataFrame({"facts": g.size(), "tested": g["tested"].sum(),
+                        "shared": g["shared"].sum(), "mean_jaccard": g["j"].mean(),
+                        "threshold": g["t"].first()}).reset_index()
+    out["shared_pct"] = 100 * out["shared"] / out["tested"].where(out["tested"] > 0)
+    return out[cols].sort_values(["lang", "other_lang"], ignore_index=True)
+
+
+def corpus_table(res: Results) -> pd.DataFrame:
+    """Per language: P@1 beside the corpus size the trace saw (articles, sentences)."""
+    p1 = p1_table(res)[["lang", "p1", "facts"]]
+    return p1.merge(res.corpus, on="lang", how="left")
+
+
+def pearson(x: pd.Series, y: pd.Series) -> tuple[float, int]:
+    """Pearson r over the rows where both are finite, and how many rows that is."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 3 or np.std(x[ok]) == 0 or np.std(y[ok]) == 0:
+        return float("nan"), int(ok.sum())
+    return float(np.corrcoef(x[ok], y[ok])[0, 1]), int(ok.sum())
+
+
+def overlap_matrix(res: Results, top: int = 30) -> pd.DataFrame:
+    """Square language × language mean Jaccard for the ``top`` languages by P@1 (NaN = no pair)."""
+    ov = res.get("overlap")
+    if ov is None or ov.empty:
+        return pd.DataFrame()
+    langs = sorted(set(ov["lang"]) | set(ov["other_lang"]))
+    ranked = [lg for lg in p1_table(res)["lang"] if lg in langs] or langs
+    keep = ranked[:top]
+    m = pd.DataFrame(np.nan, index=keep, columns=keep)
+    for a, b, j in zip(ov["lang"], ov["other_lang"], ov["mean_jaccard"]):
+        if a in m.index and b in m.columns and a != b:
+            m.loc[a, b] = j
+            if np.isnan(m.loc[b, a]):
+                m.loc[b, a] = j
+    return m

@@ -1,0 +1,1 @@
+"""Pure text functions (no pyspark, no torch): cleaning, segmentation, normalisation, matching."""

@@ -1,0 +1,36 @@
+"""Sentences from a paragraph: sentencex (Wikimedia's rule-based segmenter, rules ship in the
+wheel) for every language, and the whole paragraph for scripts without sentence punctuation."""
+
+from __future__ import annotations
+
+import sentencex
+
+# Thai, Lao, Khmer and Burmese Wikipedia text has no reliable sentence-final punctuation:
+# the paragraph is the unit (co-occurrence then works at paragraph level for them).
+PARAGRAPH_LANGS = frozenset({"th", "lo", "km", "my"})
+MAX_SENTENCE_CHARS = 5_000
+
+
+def split_sentences(paragraph: str, lang: str) -> list[str]:
+    """Sentences of ``paragraph`` (stripped, non-empty, in order) for language ``lang``."""
+    if lang in PARAGRAPH_LANGS:
+        return _cap([paragraph.strip()]) if paragraph.strip() else []
+    try:
+        parts = sentencex.segment(lang, paragraph)
+    except Exception:  # noqa: BLE001 - an unknown code falls back to sentencex's default rules
+        parts = sentencex.segment("en", paragraph)
+    return _cap([s.strip() for s in parts if s.strip()])
+
+
+def _cap(sentences: list[str]) -> list[str]:
+    """Split run-on 'sentences' (lists without punctuation) at spaces below a length cap."""
+    out = []
+    for s in sentences:
+        while len(s) > MAX_SENTENCE_CHARS:
+            cut = s.rfind(" ", 0, MAX_SENTENCE_CHARS)
+            cut = cut if cut > 0 else MAX_SENTENCE_CHARS
+            out.append(s[:cut].strip())
+            s = s[cut:].strip()
+        if s:
+            out.append(s)
+    return out

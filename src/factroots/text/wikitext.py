@@ -1,0 +1,252 @@
+"""Wikitext to plain paragraphs: a fast regex cleaner, mwparserfromhell where it earns its cost.
+
+What is removed: comments; templates and parser functions (``{{…}}``, never expanded, so text
+that only an infobox or a template produces is absent); tables (``{|…|}``); references and other
+non-prose tags (``<ref>``, ``<math>``, ``<gallery>``, …); every other HTML tag (its text kept);
+bold/italic quotes; headings; file, image, media and category links and interlanguage links, in
+every language (names from the dump's ``<siteinfo>`` namespaces plus the canonical English
+names); external-link URLs. Links become their text. The fast path handles balanced markup in
+one pass of a few regexes; a page whose templates or tables do not balance goes to
+mwparserfromhell (size-capped), which is also the whole parser when ``parser="mwparser"``.
+``clean_page`` adds the guards: a size cap and a time limit, each a counted reject reason.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import re
+import signal
+import threading
+import time
+from typing import Mapping
+
+MW_MAX_CHARS = 300_000  # mwparserfromhell's memory blows up on some large pages (#286)
+DROP_TAGS = ("ref", "references", "math", "gallery", "timeline", "score", "syntaxhighlight",
+             "source", "pre", "imagemap", "graph", "mapframe", "maplink", "chem", "ce", "hiero",
+             "templatedata", "templatestyles", "inputbox", "categorytree", "noinclude", "poem_ignore")
+CANONICAL_DROP = ("File", "Image", "Media", "Category")
+
+_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
+_DROP_TAG = re.compile(r"<(%s)\b[^>]*?(?:/>|>.*?</\1\s*>)" % "|".join(DROP_TAGS), re.S | re.I)
+_SELF_DROP = re.compile(r"<(?:%s)\b[^>]*/?>" % "|".join(DROP_TAGS), re.I)
+_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9]*\b[^<>]*>")
+_BRACES = re.compile(r"\{\{|\}\}")
+_INNER_TEMPLATE = re.compile(r"\{\{[^{}]*\}\}")
+_TABLE = re.compile(r"^[ \t:]*\{\||^[ \t]*\|\}", re.M)
+_LINK = re.compile(r"\[\[([^\[\]]*)\]\]")
+_EXT_LINK = re.compile(r"\[(?:https?:|ftp:|//|mailto:)[^\s\]]*(?:\s+([^\]]*))?\]")
+_BARE_URL = re.compile(r"https?://\S+")
+_QUOTES = re.compile(r"'{2,5}")
+_HEADING = re.compile(r"^=+[^\n]*?=+[ \t]*$", re.M)
+_LIST = re.compile(r"^[*#:;]+[ \t]*", re.M)
+_MAGIC = re.compile(r"__[A-Z]+__")
+_EMPTY_PARENS = re.compile(r"[(（][ \t]*[,;:、，]?[ \t]*[)）]|\[[ \t]*\]")
+_DANGLING_SEP = re.compile(r"[,;、，][ \t]*([)）])")
+_SPACE_FIXES = ((" ,", ","), (" .", "."), (" ;", ";"), (" :", ":"), (" )", ")"), ("( ", "("),
+                (" ）", "）"), ("（ ", "（"))
+_PARA_SPLIT = re.compile(r"\n[ \t]*\n+")
+_INTERWIKI = re.compile(r"^[a-z]{2,3}(?:-[a-z]+)*$")
+_LETTER = re.compile(r"[^\W\d_]")
+
+
+@functools.lru_cache(maxsize=512)
+def _drop_prefixes(names: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(n.casefold() for n in names + CANONICAL_DROP if n)
+
+
+def drop_namespaces(namespaces: Mapping | None) -> frozenset[str]:
+    """Casefolded link prefixes whose links are dropped: file (6), media (-2), category (14)."""
+    ns = {int(k): v for k, v in (namespaces or {}).items()}
+    return _drop_prefixes(tuple(ns.get(k, "") for k in (6, -2, 14)))
+
+
+def _remove_nested(text: str) -> tuple[str, bool]:
+    """Remove balanced ``{{…}}``; return (text, balanced)."""
+    if "{{" not in text:
+        return text.replace("}}", ""), "}}" not in text
+    out, depth, last, ok = [], 0, 0, True
+    for m in _BRACES.finditer(text):
+        if m.group() == "{{":
+            if depth == 0:
+                out.append(text[last:m.start()])
+            depth += 1
+        elif depth:
+            depth -= 1
+            if depth == 0:
+                last = m.end()
+        else:
+            ok = False
+    if depth:
+        return _INNER_TEMPLATE.sub("", text).replace("{{", "").replace("}}", ""), False
+    out.append(text[last:])
+    return "".join(out), ok
+
+
+def _remove_tables(text: str) -> tuple[str, bool]:
+    if "{|" not in text:
+        return text, True
+    out, depth, last = [], 0, 0
+    for m in _TABLE.finditer(text):
+        if m.group().strip(" \t:").startswith("{|"):
+            if depth == 0:
+                out.append(text[last:m.start()])
+            depth += 1
+        elif depth:
+            depth -= 1
+            if depth == 0:
+                last = m.end()
+    if depth:
+        return text, False
+    out.append(text[last:])
+    return "".join(out), True
+
+
+def _link_text(inner: str, drop: frozenset[str]) -> str:
+    target, _, label = inner.partition("|")
+    t = target.strip()
+    visible = t.startswith(":")
+    if ":" in t and not visible:
+        prefix = t.split(":", 1)[0].strip()
+        p = prefix.casefold()
+        if p in drop or _INTERWIKI.match(prefix):
+            return ""
+    if label:
+        if "|" in label:  # e.g. [[:File:x|thumb|caption]] seen as a link: keep the caption
+            label = label.rsplit("|", 1)[1]
+        return label
+    t = t.lstrip(":")
+    return t.split("#", 1)[0] if not t.startswith("#") else t[1:]
+
+
+def _replace_links(text: str, drop: frozenset[str]) -> str:
+    repl = functools.partial(_link_sub, drop=drop)
+    for _ in range(4):  # innermost first: captions of file links hold links
+        if "[[" not in text:
+            break
+        new = _LINK.sub(repl, text)
+        if new == text:
+            break
+        text = new
+    return text.replace("[[", "").replace("]]", "")
+
+
+def _link_sub(m: re.Match, drop: frozenset[str]) -> str:
+    return _link_text(m.group(1), drop)
+
+
+def _to_paragraphs(text: str) -> list[str]:
+    text = _HEADING.sub("\n", text)
+    text = _LIST.sub("\n\n", text)
+    text = html.unescape(text)
+    text = _EMPTY_PARENS.sub("", _DANGLING_SEP.sub(r"\1", text))
+    paras = []
+    for block in _PARA_SPLIT.split(text):
+        p = " ".join(block.split())
+        for a, b in _SPACE_FIXES:
+            if a in p:
+                p = p.replace(a, b)
+        if p and _LETTER.search(p):
+            paras.append(p)
+    return paras
+
+
+def clean_fast(text: str, namespaces: Mapping | None = None) -> tuple[list[str], bool]:
+    """The regex cleaner: (paragraphs, whether the markup balanced)."""
+    text = _COMMENT.sub("", text)
+    text = _DROP_TAG.sub("", text)
+    text = _SELF_DROP.sub("", text)
+    text, ok1 = _remove_nested(text)
+    text, ok2 = _remove_tables(text)
+    text = _TAG.sub("", text)
+    text = _replace_links(text, drop_namespaces(namespaces))
+    text = _EXT_LINK.sub(lambda m: m.group(1) or "", text)
+    text = _BARE_URL.sub("", text)
+    text = _QUOTES.sub("", text)
+    text = _MAGIC.sub("", text)
+    return _to_paragraphs(text), ok1 and ok2
+
+
+def clean_mwparser(text: str, namespaces: Mapping | None = None) -> list[str]:
+    """The mwparserfromhell cleaner: same removals, by the parse tree."""
+    import mwparserfromhell
+
+    drop = drop_namespaces(namespaces)
+    code = mwparserfromhell.parse(_COMMENT.sub("", text), skip_style_tags=True)
+    for node in list(code.ifilter(recursive=False)):
+        _mw_remove(code, node, drop)
+    body = code.strip_code(normalize=True, collapse=False, keep_template_params=False)
+    body = _DROP_TAG.sub("", body)
+    body = _TAG.sub("", body)
+    body = _QUOTES.sub("", body)
+    body = _MAGIC.sub("", body)
+    return _to_paragraphs(body)
+
+
+def _mw_remove(code, node, drop: frozenset[str]) -> None:  # type: ignore[no-untyped-def]
+    from mwparserfromhell.nodes import Heading, Tag, Template, Wikilink
+
+    if isinstance(node, (Template, Heading)):
+        code.remove(node)
+    elif isinstance(node, Tag) and (str(node.tag).lower() in DROP_TAGS or node.wiki_markup in ("{|",)):
+        code.remove(node)
+    elif isinstance(node, Wikilink):
+        title = str(node.title).strip()
+        prefix = title.split(":", 1)[0].strip() if ":" in title and not title.startswith(":") else ""
+        if prefix and (prefix.casefold() in drop or _INTERWIKI.match(prefix)):
+            code.remove(node)
+
+
+def clean_wikitext(text: str, *, namespaces: Mapping | None = None, parser: str = "fast") -> list[str]:
+    """Paragraphs of plain text from wikitext (links to text, templates and markup removed)."""
+    if parser == "mwparser":
+        return clean_mwparser(text, namespaces)
+    paras, balanced = clean_fast(text, namespaces)
+    if balanced or len(text) > MW_MAX_CHARS:
+        return paras
+    try:
+        return clean_mwparser(text, namespaces)
+    except Exception:  # noqa: BLE001 - mwparserfromhell has known crashes: keep the fast result
+        return paras
+
+
+class PageTimeout(Exception):
+    """Cleaning one page took longer than its time limit."""
+
+
+def _alarm(signum, frame):  # type: ignore[no-untyped-def]
+    raise PageTimeout()
+
+
+def clean_page(text: str | None, length: int, *, namespaces: Mapping | None = None,
+               parser: str = "fast", max_bytes: int = 2_000_000,
+               timeout_s: float = 10.0) -> tuple[list[str], str | None]:
+    """Guarded ``clean_wikitext``: (paragraphs, None) or ([], reject reason).
+
+    Reasons: ``oversized`` (over ``max_bytes``), ``timeout`` (slower than ``timeout_s``; where
+    signals are available the work is also interrupted), ``clean_error`` (the cleaner raised).
+    """
+    if text is None or length > max_bytes:
+        return [], "oversized"
+    use_alarm = timeout_s > 0 and threading.current_thread() is threading.main_thread() \
+        and hasattr(signal, "setitimer")
+    t0 = time.perf_counter()
+    old = None
+    try:
+        if use_alarm:
+            old = signal.signal(signal.SIGALRM, _alarm)
+            signal.setitimer(signal.ITIMER_REAL, timeout_s)
+        paras = clean_wikitext(text, namespaces=namespaces, parser=parser)
+    except PageTimeout:
+        return [], "timeout"
+    except RecursionError:
+        return [], "clean_error"
+    except Exception:  # noqa: BLE001 - a page that breaks the cleaner is a counted reject
+        return [], "clean_error"
+    finally:
+        if use_alarm:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+    if timeout_s > 0 and time.perf_counter() - t0 > timeout_s:
+        return [], "timeout"
+    return paras, None

@@ -1,0 +1,1 @@
+"""Stage 1, Spark: Wikipedia dumps -> pages -> sentences -> mentions -> cooccurrence."""

@@ -1,0 +1,97 @@
+"""Config loading: validation errors are one line naming the key; overrides; presets."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from factroots.config import RunConfig, describe, load_config, to_dict
+from factroots.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def error_of(overrides: dict | None = None, path: Path | None = None) -> str:
+    with pytest.raises(ConfigError) as err:
+        load_config(path, overrides)
+    text = str(err.value)
+    assert "\n" not in text and err.value.fix, text
+    return text
+
+
+def test_defaults_load_and_every_field_has_help() -> None:
+    cfg = load_config()
+    assert isinstance(cfg, RunConfig) and cfg.langs == [] and cfg.probe.batch_size == 128
+    assert cfg.facts.exclude_relations == ["date_of_birth"]
+    rows = describe()
+    assert len(rows) > 40 and all(help_ for _, _, help_ in rows)
+    assert ("probe.batch_size", "128") in [(k, d) for k, d, _ in rows]
+
+
+@pytest.mark.parametrize("overrides, needle", [
+    ({"probe.foo": 1}, "unknown config key probe.foo"),
+    ({"nope": 1}, "unknown config key nope"),
+    ({"probe.batch_size": "x"}, "probe.batch_size: expected int, got 'x'"),
+    ({"trace.max_page_bytes": True}, "trace.max_page_bytes: expected int, got True"),
+    ({"facts.exclude_relations": "P17"}, "facts.exclude_relations: expected list"),
+    ({"probe.device": "tpu"}, "probe.device: 'tpu' is not one of"),
+    ({"trace.window": "page"}, "trace.window: 'page' is not one of"),
+    ({"probe": 5}, "probe: expected a mapping"),
+    ({"probe.shard": "3/2"}, "probe.shard '3/2'"),
+    ({"neurons.overlap_k": 500}, "neurons.overlap_k (500) exceeds"),
+    ({"probe.batch_size": 0}, "probe.batch_size must be >= 1"),
+])
+def test_bad_values_give_one_line_error_naming_the_key(overrides: dict, needle: str) -> None:
+    assert needle in error_of(overrides)
+
+
+def test_yaml_errors_name_the_file(tmp_path: Path) -> None:
+    p = tmp_path / "bad.yaml"
+    p.write_text("probe:\n  batch_sise: 64\n", encoding="utf-8")
+    msg = error_of(path=p)
+    assert msg.startswith(f"{p}: unknown config key probe.batch_sise") and "batch_size" in msg
+    p.write_text("probe: [1\n", encoding="utf-8")
+    assert "not valid YAML" in error_of(path=p)
+    p.write_text("- a\n", encoding="utf-8")
+    assert "expected a mapping" in error_of(path=p)
+    assert "not found" in error_of(path=tmp_path / "missing.yaml")
+
+
+def test_dotted_overrides_apply_over_the_file(tmp_path: Path) -> None:
+    p = tmp_path / "run.yaml"
+    p.write_text("out: results\nprobe:\nlangs: [en]\n", encoding="utf-8")
+    cfg = load_config(p, {"probe.batch_size": 7, "langs": ["uk", "bg"], "out": None,
+                          "trace.spark_conf": {"spark.sql.shuffle.partitions": 4}})
+    assert cfg.probe.batch_size == 7 and cfg.langs == ["uk", "bg"]
+    assert cfg.out == "results"  # None overrides are ignored
+    assert cfg.trace.spark_conf == {"spark.sql.shuffle.partitions": 4}
+    assert cfg.base_dir == str(tmp_path) and cfg.path(cfg.out) == tmp_path / "results"
+    assert "probe is 3, not a section" in error_of({"probe": 3, "probe.batch_size": 1})
+
+
+def test_config_is_frozen_and_round_trips() -> None:
+    cfg = load_config(overrides={"label.null_percentile": 90, "probe.protocols": ["typed"]})
+    assert cfg.label.null_percentile == 90.0 and isinstance(cfg.label.null_percentile, float)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.out = "x"  # type: ignore[misc]
+    assert load_config(overrides={k: v for k, v in to_dict(cfg).items()}) == cfg
+
+
+@pytest.mark.parametrize("name", ["default.yaml", "paper.yaml"])
+def test_presets_load(name: str) -> None:
+    path = ROOT / "conf" / name
+    if not path.exists():
+        pytest.skip(f"conf/{name} does not exist yet")
+    cfg = load_config(path)
+    assert cfg.base_dir == str(ROOT)  # presets in conf/ resolve against the project root
+    assert cfg.path(cfg.out).is_relative_to(ROOT)
+
+
+def test_every_preset_in_conf_loads() -> None:
+    presets = sorted((ROOT / "conf").rglob("*.yaml"))
+    if not presets:
+        pytest.skip("no presets yet")
+    for p in presets:
+        load_config(p)

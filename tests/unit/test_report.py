@@ -1,0 +1,125 @@
+"""report: per-language tables, clustering, figures, report.md/html, missing stages, notebook."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from label_data import build_run, facts, write
+
+from factroots.config import load_config
+from factroots.label import job as label_job
+from factroots.report import figures, results
+from factroots.report import job as report_job
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    build_run(out)
+    label_job.run(load_config(None, {"out": str(out), "label.min_null": 1}))
+    return out
+
+
+def test_result_tables(run_dir: Path) -> None:
+    res = results.load_results(run_dir)
+    p1 = results.p1_table(res).set_index("lang")
+    assert p1.loc["de", "p1"] == pytest.approx(100.0) and p1.loc["fr", "p1"] == 50.0
+    assert p1.loc["en", "p1_macro"] == pytest.approx(50.0)    # P19 1.0, P17 0.0
+    assert list(results.p1_table(res)["lang"]) == ["de", "en", "fr"]
+    ab = results.absent_table(res).set_index("lang")
+    assert ab.loc["de", "absent_correct"] == 2 and ab.loc["de", "absent_rate"] == pytest.approx(
+        200 / 3)
+    assert ab.loc["fr", "unknown"] == 2 and np.isnan(ab.loc["fr", "absent_rate"])
+    easy = results.easy_table(res).set_index("lang")
+    assert easy.loc["de", "shared_entity_tokens"] == 1 and easy.loc["de", "naming_cues"] == 1
+    corpus = results.corpus_table(res).set_index("lang")
+    assert corpus.loc["en", "articles"] == 24 and corpus.loc["de", "sentences"] == 5
+    assert np.isnan(corpus.loc["fr", "articles"])
+    m = results.overlap_matrix(res, top=2)
+    assert list(m.index) == ["de", "en"] and m.loc["en", "de"] == 0.4
+    assert res.notes == ["label: cooccurrence: no finished partition for fr",
+                         "label: token-overlap rule skipped: no tokenizer path configured or recorded"]
+
+
+def test_pearson_and_cluster_order() -> None:
+    assert results.pearson([1, 2, 3, 4], [2, 4, 6, 8])[0] == pytest.approx(1.0)
+    assert np.isnan(results.pearson([1, 2], [1, 2])[0])
+    d = np.array([[0, .9, .1, .8], [.9, 0, .85, .2], [.1, .85, 0, .9], [.8, .2, .9, 0]])
+    order = figures.cluster_order(d)
+    assert sorted(order) == [0, 1, 2, 3]
+    assert abs(order.index(0) - order.index(2)) == 1 and abs(order.index(1) - order.index(3)) == 1
+
+
+def test_report_files(run_dir: Path) -> None:
+    md = report_job.run(load_config(None, {"out": str(run_dir)}))
+    assert md == run_dir / "report" / "report.md"
+    text = md.read_text()
+    for needle in ("## What was run", "## P@1 per language", "Pearson r", "transferred",
+                   "figures/p1.png", "figures/overlap_heatmap.png", "co-occurrence in the same"):
+        assert needle in text, needle
+    assert "fewer than 30 facts" in text                       # every language is small here
+    figs = sorted(p.name for p in (run_dir / "report" / "figures").glob("*.png"))
+    assert figs == sorted(f"{n}.png" for n in figures.FIGURES)
+    html = (run_dir / "report" / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == len(figs) and "<table>" in html
+
+
+def test_report_degrades_without_stages(tmp_path: Path) -> None:
+    write(tmp_path, "facts", facts([("en", "a", "P19"), ("de", "a", "P19")]))
+    md = report_job.run(load_config(None, {"out": str(tmp_path), "report.formats": ["md"]}))
+    text = md.read_text()
+    assert "`predictions` is missing" in text and "the probe stage did not run" in text
+    assert "No trace pages/sentences" in text and not (md.parent / "report.html").exists()
+    empty = report_job.run(load_config(None, {"out": str(tmp_path / "nothing")}))
+    assert "`facts` is missing" in empty.read_text()
+
+
+def test_notebook_has_no_outputs_and_no_logic() -> None:
+    nb = json.loads((ROOT / "notebooks" / "01_results.ipynb").read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert code
+    for cell in code:
+        assert cell.get("outputs", []) == [] and cell.get("execution_count") is None
+        tree = ast.parse("".join(cell["source"]))
+        for node in ast.walk(tree):
+            assert not isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.For, ast.While,
+                                         ast.If, ast.Lambda, ast.ListComp, ast.DictComp))
+            if isinstance(node, ast.ImportFrom):
+                assert node.module.startswith("factroots") or node.module == "pathlib"
+            if isinstance(node, ast.Import):
+                assert all(a.name.startswith("factroots") or a.name == "os" for a in node.names)
+    src = "".join("".join(c["source"]) for c in code)
+    assert src.count("figures.plot_") == 2
+
+
+def test_notebook_cells_run_on_a_real_output(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FACTROOTS_OUT", str(run_dir))
+    nb = json.loads((ROOT / "notebooks" / "01_results.ipynb").read_text())
+    ns: dict = {}
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            exec(compile("".join(cell["source"]), "notebook", "exec"), ns)  # noqa: S102
+    assert ns["res"].langs == ["de", "en", "fr"]
+    figures.plt.close("all")
+
+
+def test_pair_table(run_dir: Path) -> None:
+    res = results.load_results(run_dir)
+    pairs = results.pair_table(res).set_index(["lang", "other_lang"])
+    assert pairs.loc[("en", "de"), "facts"] == 1 and pairs.loc[("en", "de"), "tested"] == 1
+    assert pairs.loc[("en", "de"), "shared"] == 0 and pairs.loc[("en", "de"), "threshold"] == 0
+
+
+def test_corpus_figure_falls_back_to_sentences(run_dir: Path) -> None:
+    res = results.load_results(run_dir)
+    res.corpus["articles"] = np.nan
+    fig = figures.plot_p1_vs_corpus(res)
+    assert fig is not None and "sentences" in fig.axes[0].get_xlabel()
+    assert "too few for r" in fig.axes[0].get_title()
+    figures.plt.close(fig)
