@@ -67,7 +67,7 @@ def main() -> None:
         budget = XML_BUDGET
         for _ in range(3):
             pages = pick_pages(src, lang, budget)
-            dump, index = write_multistream(pages, target, lang=lang, siteinfo=info["siteinfo"])
+            dump, _ = write_multistream(pages, target, lang=lang, siteinfo=info["siteinfo"])
             budget = int(budget * TARGET_BZ2 / dump.stat().st_size)
         print(f"{lang}: {len(pages)} pages, {dump.stat().st_size // 1024} KB, from {name}",
               file=sys.stderr)

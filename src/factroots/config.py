@@ -94,6 +94,10 @@ class ProbeConfig:
                                     "k = 1..maxlen) and typed (mLAMA's typed querying)")
     all_k: bool = opt(False, "run every k = 1..maxlen as the paper does, instead of the fast "
                              "path that gives identical answers")
+    partial: bool = opt(True, "compute correct_partial (partial-match); it needs every k from "
+                              "the gold's distinct-id count to maxlen for each fact that does not "
+                              "match early; off: full and exact only (about one prompt per fact "
+                              "for WordPiece models), correct_partial left null")
     trust_remote_code: bool = opt(False, "allow model code from the hub (off: safer)")
     max_facts_per_lang: int = opt(0, "probe at most this many facts per language (0 = all)")
     shard: str = opt("0/1", "i/n: probe the i-th of n shards of the languages")

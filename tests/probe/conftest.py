@@ -22,6 +22,9 @@ from tokenizers import processors, trainers
 
 from factroots import storage, tables
 
+# The tiny models run fastest on one thread, and CI has two cores shared by other work.
+torch.set_num_threads(1)
+
 SIZES = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
 
 

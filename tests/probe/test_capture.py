@@ -66,10 +66,13 @@ def _batch() -> tuple[torch.Tensor, torch.Tensor]:
 
 @pytest.mark.parametrize("family", ["bert", "xlmr"])
 @pytest.mark.parametrize("kind", ["ffn", "hidden"])
-def test_capture_matches_manual_forward_pass(family: str, kind: str) -> None:
+def test_capture_matches_manual_forward_pass(family: str, kind: str, device: str) -> None:
     model, prefix = _tiny(family)
     ids, att = _batch()
-    got = capture_batch(model, _sites(prefix, kind), ids, att, MASK)
+    got = capture_batch(model.to(device), _sites(prefix, kind), ids.to(device), att.to(device),
+                        MASK)
+    assert got.device.type == "cpu"
+    model.cpu()
     width = FFN if kind == "ffn" else HIDDEN
     assert got.shape == (len(PROMPTS), LAYERS * width) and got.dtype == torch.float32
     for i, p in enumerate(PROMPTS):  # padded batch == each prompt alone == the manual pass
@@ -127,6 +130,21 @@ def test_hooks_are_removed_after_an_exception() -> None:
             Capture(model, _sites(prefix, "ffn"), positions=ids[:, :2] == MASK):
         model(input_ids=ids)
     assert _hook_count(model) == 0
+
+
+def test_low_precision_model_gives_float32_close_to_float32_model() -> None:
+    model, prefix = _tiny("bert")
+    ids, att = _batch()
+    full = capture_batch(model, _sites(prefix, "ffn"), ids, att, MASK)
+    half = capture_batch(model.to(torch.bfloat16), _sites(prefix, "ffn"), ids, att, MASK)
+    assert half.dtype == torch.float32
+    torch.testing.assert_close(half, full, rtol=0.1, atol=0.05)
+
+
+def test_duplicate_sites_are_refused() -> None:
+    model, prefix = _tiny("bert")
+    with pytest.raises(ModelError, match="distinct"):
+        Capture(model, _sites(prefix, "ffn")[:1] * 2)
 
 
 def test_unknown_site_is_a_model_error_and_leaves_no_hooks() -> None:

@@ -145,3 +145,41 @@ def test_hidden_site_and_layer_subset_give_global_ids(tmp_path: Path, tiny_xlmr_
     ids = np.concatenate([np.asarray(x) for x in sig["neuron_ids"].to_pylist() if x])
     assert sig["site"].unique().to_pylist() == ["hidden"] and man["config"]["layers"] == [1]
     assert ids.min() >= width and ids.max() < 2 * width  # layer 1 only
+
+
+def test_neurons_run_on_the_probe_stage_outputs(tmp_path: Path, tiny_xlmr_dir: Path) -> None:
+    # The real `queries` of probe.job (zh included, XLM-R "▁" tokenizer): every matching prompt
+    # must hold exactly k masks. Random weights get nothing right, so mark every fact correct.
+    import pyarrow.compute as pc
+    from conftest import write_inputs
+
+    from factroots.probe import job
+
+    write_inputs(tmp_path, langs=("en", "zh"))
+    cfg = _cfg(tmp_path, tiny_xlmr_dir, langs=["en", "zh"])
+    job.run(cfg)
+    for lang in ("en", "zh"):
+        p = storage.read_table(tmp_path, "predictions", [lang])
+        p = p.set_column(p.schema.get_field_index("correct_full"), "correct_full",
+                         pc.equal(p["protocol"], "full"))
+        storage.write_table(tmp_path, "predictions", p, lang, fp="forced")
+    assert job.run_neurons(cfg) == storage.table_dir(tmp_path, "signatures")
+    for lang in ("en", "zh"):
+        stats = storage.read_stats(tmp_path, "signatures", lang)
+        assert stats["out"] == stats["in"] > 0 and stats["rejected_mask_mismatch"] == 0
+    ov = storage.read_table(tmp_path, "overlap").to_pylist()
+    assert len(ov) == 2 and ov[0]["n_facts"] > 0
+
+
+def test_a_language_without_queries_fails_alone(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    from factroots.errors import ShardError
+
+    _write_inputs(tmp_path, tiny_bert_dir, langs=("en", "fr"))
+    storage.partition_dir(tmp_path, "queries", "fr").joinpath("_SUCCESS").unlink()
+    stale = tmp_path / "signatures" / "_ckpt-en-0000000000000000"
+    stale.mkdir(parents=True)
+    with pytest.raises(ShardError, match="fr"):
+        job_neurons.run(_cfg(tmp_path, tiny_bert_dir))
+    assert storage.done_langs(tmp_path, "signatures") == ["en"]
+    assert not stale.exists()  # a checkpoint of another config is cleared
+    assert [r["lang"] for r in storage.read_table(tmp_path, "overlap").to_pylist()] == []

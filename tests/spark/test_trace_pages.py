@@ -13,7 +13,7 @@ import pytest
 from factroots import tables
 from factroots.config import RunConfig, TraceConfig
 from factroots.errors import NotADumpError
-from factroots.text.multistream import index_path_for, write_multistream
+from factroots.text.multistream import write_multistream
 from factroots.text.samples import sample_dump, sample_langs
 
 pytestmark = pytest.mark.spark
@@ -23,8 +23,9 @@ def _pages(n: int) -> list[dict]:
     from factroots.text import dumps
     src = [r for p in dumps.plan_dump(str(sample_dump("uk")), "uk") for rs in dumps.read_partition(p)
            for r in rs if r["wikitext"]]
+    src = sorted(src, key=lambda r: len(r["wikitext"]))[:10]  # short whole real pages
     return [{"page_id": 500 + i, "title": f"T{i}", "ns": 0, "rev_id": i,
-             "text": src[i % len(src)]["wikitext"][:3000]} for i in range(n)]
+             "text": src[i % len(src)]["wikitext"]} for i in range(n)]
 
 
 def _balanced(stats: dict) -> bool:
@@ -58,7 +59,7 @@ def test_pages_and_sentences(spark, tmp_path):
     cfg = RunConfig(trace=dataclasses.replace(TraceConfig(), partitions_per_file=3))
 
     raw = read_dumps(spark, dumps, cfg).cache()
-    assert raw.rdd.getNumPartitions() >= 3 * len(sample_langs()) + 3 + 1
+    assert raw.rdd.getNumPartitions() >= len(sample_langs()) + 3 + 1  # xx: 3 byte ranges
     pstats = page_stats(raw)
     assert set(pstats) == set(sample_langs()) | {"xx", "zz"}
     assert all(_balanced(s) for s in pstats.values()), pstats
@@ -81,8 +82,9 @@ def test_pages_and_sentences(spark, tmp_path):
         k = (r.lang, r.page_id)
         assert r.sentence_id == r.page_id * 1_000_000 + pos.get(k, 0)
         pos[k] = pos.get(k, 0) + 1
-    again = sentences_of(clean_pages(read_dumps(spark, dumps, cfg), cfg)).orderBy("lang", "sentence_id")
-    assert again.collect() == rows  # a rerun gives identical output
+    some = {k: dumps[k] for k in ("bg", "xx", "zz")}
+    again = sentences_of(clean_pages(read_dumps(spark, some, cfg), cfg)).orderBy("lang", "sentence_id")
+    assert again.collect() == [r for r in rows if r.lang in some]  # a rerun: identical output
     raw.unpersist()
     clean.unpersist()
 

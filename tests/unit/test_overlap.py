@@ -76,3 +76,9 @@ def test_build_signatures_flags_small_groups_with_empty_lists() -> None:
     assert t.column("small_group").to_pylist() == [True, True]
     assert t.column("neuron_ids").to_pylist() == [[], []]
     assert t.column("group_size").to_pylist() == [2, 2]
+
+
+def test_overlap_lists_languages_without_ranked_facts() -> None:
+    ov = build_overlap(_sig([]), k=5, langs=["en", "de"])
+    assert [(r["lang"], r["other_lang"], r["n_facts"]) for r in ov.to_pylist()] == \
+        [("de", "en", 0), ("en", "de", 0)]

@@ -126,3 +126,13 @@ def test_jaccard_rows_ignores_padding_and_gives_nan_for_two_empty_sets() -> None
     b = np.array([[2, -1, -1], [-1, -1, -1]])
     got = jaccard_rows(a, b)
     assert got[0] == pytest.approx(0.5) and np.isnan(got[1])
+
+
+def test_scores_are_bitwise_independent_of_fact_order_and_equal_for_tied_facts() -> None:
+    rng = np.random.default_rng(11)
+    acts = rng.integers(0, 4, size=(50, 300)).astype(np.float32) * np.float32(0.1)
+    perm = rng.permutation(50)
+    base = pl.probeless_scores(acts)
+    assert np.array_equal(pl.probeless_scores(acts[perm]), base[perm])
+    same = acts[:, 0] == acts[0, 0]  # facts tied with fact 0 on neuron 0 score the same there
+    assert len(set(base[same, 0].tolist())) == 1

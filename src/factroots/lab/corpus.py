@@ -171,6 +171,8 @@ def cooccurring(docs: dict[int, list[str]], facts: pd.DataFrame, lang: str, *,
                 if oi not in present:
                     continue
                 doc, sent = _disjoint(spans[(pid, si)], spans[(pid, oi)])
+                if not doc:
+                    continue
                 prev = out.get(u, (False, False))
                 out[u] = (prev[0] or doc, prev[1] or sent)
     return out

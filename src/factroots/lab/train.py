@@ -64,16 +64,30 @@ class Example:
 
 
 def train_tokenizer(texts: Sequence[str], vocab_size: int) -> Tokenizer:
-    """A cased WordPiece tokenizer trained on ``texts`` (BERT's normaliser and pre-tokeniser)."""
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=100))
-    tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
-                                                strip_accents=False, lowercase=False)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    """A cased WordPiece tokenizer (BERT's normaliser and pre-tokeniser) learnt from ``texts``.
+
+    The pieces are learnt with the ``tokenizers`` Unigram trainer, whose piece set is stable
+    from run to run (the WordPiece/BPE trainers break count ties in hash order, so their
+    vocabularies differ between runs); each piece then serves as a word start and, with "##",
+    as a continuation, in sorted order: the same texts always give the same ids.
+    """
+    norm = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
+                                      strip_accents=False, lowercase=False)
+    uni = Tokenizer(models.Unigram())
+    uni.normalizer, uni.pre_tokenizer = norm, pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.UnigramTrainer(vocab_size=max(len(SPECIALS) + 1, vocab_size // 2),
+                                      special_tokens=SPECIALS, unk_token="[UNK]",
+                                      show_progress=False, max_piece_length=24)
+    uni.train_from_iterator(texts, trainer=trainer, length=len(texts))
+    pieces = sorted(p for p in uni.get_vocab() if p not in SPECIALS)
+    chars = sorted({c for p in pieces for c in p})
+    words = list(dict.fromkeys([*SPECIALS, *pieces, *chars, *("##" + p for p in pieces),
+                                *("##" + c for c in chars)]))
+    tok = Tokenizer(models.WordPiece({w: i for i, w in enumerate(words)}, unk_token="[UNK]",
+                                     max_input_chars_per_word=100))
+    tok.normalizer, tok.pre_tokenizer = norm, pre_tokenizers.BertPreTokenizer()
     tok.decoder = decoders.WordPiece(prefix="##")
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=2,
-                                        special_tokens=SPECIALS, show_progress=False,
-                                        continuing_subword_prefix="##")
-    tok.train_from_iterator(texts, trainer=trainer, length=len(texts))
+    tok.add_special_tokens(SPECIALS)
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[("[CLS]", CLS), ("[SEP]", SEP)])

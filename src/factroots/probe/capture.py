@@ -34,8 +34,9 @@ class Capture:
 
     def __init__(self, model: torch.nn.Module, sites: Sequence[str], *,
                  positions: torch.Tensor | None = None, stop: bool = False) -> None:
-        if not sites:
-            raise ModelError("no activation sites to capture", "name at least one layer")
+        if not sites or len(set(sites)) != len(sites):
+            raise ModelError(f"sites must be distinct and non-empty, got {list(sites)}",
+                             "name each layer once")
         self.model = model
         self.sites = list(sites)
         self.positions = positions  # [batch, seq] bool

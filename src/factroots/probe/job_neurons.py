@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -32,8 +33,9 @@ import torch
 
 from factroots import storage, tables
 from factroots.config import RunConfig, to_dict
-from factroots.errors import MissingTableError, ModelError, ShardError
+from factroots.errors import ConfigError, MissingTableError, ModelError, ShardError
 from factroots.probe.capture import capture_batch
+from factroots.probe.job import shard_langs
 from factroots.probe.models import LoadedModel, load_model
 from factroots.probe.overlap import build_overlap
 from factroots.probe.signatures import build_signatures
@@ -44,17 +46,19 @@ REJECTS = ("no_query", "mask_mismatch", "nonfinite")
 
 
 def run(cfg: RunConfig) -> Path:
-    """Write ``signatures`` for every language not yet done, then ``overlap``; return out."""
+    """Write ``signatures`` for every language not yet done, then ``overlap``; return its dir."""
+    if cfg.probe.model == "lab":
+        raise ConfigError("probe.model is 'lab' but the lab model was not resolved",
+                          "run through `factroots probe` (it resolves the lab model) or set "
+                          "probe.model to a model path")
     out = Path(cfg.out)
-    lm: LoadedModel | None = None
+    lm = _LazyModel(cfg)
     failed: list[str] = []
     for lang in _langs(cfg):
         fp = _fingerprint(cfg, lang)
         if storage.is_done(out, "signatures", lang, fp):
             log.info("signatures/%s is done, skipped", lang)
             continue
-        lm = lm or load_model(cfg.probe.model, cfg.probe.device, cfg.probe.dtype,
-                              cfg.probe.trust_remote_code)
         try:
             _run_lang(cfg, lm, lang, fp)
         except ShardError as exc:
@@ -64,10 +68,25 @@ def run(cfg: RunConfig) -> Path:
     if failed:
         raise ShardError(f"signatures failed for {failed}", lang=",".join(failed),
                          fix="see the log; rerun to retry only those languages")
-    return out
+    return storage.table_dir(out, "signatures")
+
+
+class _LazyModel:
+    """Loads the model on first use, so languages without correct facts never load it."""
+
+    def __init__(self, cfg: RunConfig) -> None:
+        self.cfg, self._lm = cfg, None
+
+    def get(self) -> LoadedModel:
+        """The loaded model (loading it the first time)."""
+        if self._lm is None:
+            p = self.cfg.probe
+            self._lm = load_model(p.model, p.device, p.dtype, p.trust_remote_code)
+        return self._lm
 
 
 def _langs(cfg: RunConfig) -> list[str]:
+    """This shard's languages with finished predictions (balanced like `factroots probe`)."""
     have = storage.done_langs(cfg.out, "predictions")
     if not have:
         raise MissingTableError(f"table 'predictions' has no finished partition under {cfg.out}",
@@ -76,8 +95,9 @@ def _langs(cfg: RunConfig) -> list[str]:
     missing = [lg for lg in langs if lg not in have]
     if missing:
         log.warning("no predictions for %s: skipped", missing)
-    i, n = (int(x) for x in cfg.probe.shard.split("/"))
-    return [lg for lg in langs if lg in have][i::n]
+    sizes = {lg: int((storage.read_manifest(cfg.out, "predictions", lg) or {}).get("rows") or 0)
+             for lg in langs if lg in have}
+    return shard_langs(sizes, cfg.probe.shard)
 
 
 def _fingerprint(cfg: RunConfig, lang: str) -> str:
@@ -95,10 +115,9 @@ def _inputs(cfg: RunConfig, lang: str) -> tuple[pa.Table, Counter]:
     if cfg.relations:
         keep = pc.and_(keep, pc.is_in(preds["relation"], pa.array(list(cfg.relations))))
     preds = preds.filter(keep).select(["uuid", "relation", "k"])
-    try:
-        queries = storage.read_table(cfg.out, "queries", [lang], columns=["uuid", "k", "prompt"])
-    except MissingTableError as exc:
-        raise ShardError(f"no queries for {lang}", lang=lang, fix="run `factroots probe`") from exc
+    if not storage.is_done(cfg.out, "queries", lang):
+        raise ShardError(f"no finished queries for {lang}", lang=lang, fix="run `factroots probe`")
+    queries = storage.read_table(cfg.out, "queries", [lang], columns=["uuid", "k", "prompt"])
     facts = preds.join(queries, keys=["uuid", "k"], join_type="left outer")
     stats = Counter({"in": facts.num_rows})
     no_query = pc.is_null(facts["prompt"])
@@ -108,19 +127,22 @@ def _inputs(cfg: RunConfig, lang: str) -> tuple[pa.Table, Counter]:
     return facts, stats
 
 
-def _run_lang(cfg: RunConfig, lm: LoadedModel, lang: str, fp: str) -> Path:
+def _run_lang(cfg: RunConfig, lm: _LazyModel, lang: str, fp: str) -> Path:
     facts, stats = _inputs(cfg, lang)
     ckpt = storage.table_dir(cfg.out, "signatures") / f"_ckpt-{lang}-{fp}"
+    for stale in ckpt.parent.glob(f"_ckpt-{lang}-*"):  # left by a run with another config
+        if stale != ckpt:
+            shutil.rmtree(stale, ignore_errors=True)
     ckpt.mkdir(parents=True, exist_ok=True)
     parts = []
     for relation in sorted(set(facts["relation"].to_pylist())):
-        path = ckpt / f"{relation}.parquet"
+        path = ckpt / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', relation)}.parquet"
         if path.exists():
             part = pq.read_table(path)
             group_stats = json.loads(part.schema.metadata[b"factroots_stats"])
         else:
             group = facts.filter(pc.equal(facts["relation"], relation))
-            part, group_stats = _group(cfg, lm, lang, relation, group)
+            part, group_stats = _group(cfg, lm.get(), lang, relation, group)
             _write_atomic(part, group_stats, path)
         parts.append(tables.conform("signatures", part.replace_schema_metadata(None)))
         stats.update(group_stats)
@@ -130,7 +152,7 @@ def _run_lang(cfg: RunConfig, lm: LoadedModel, lang: str, fp: str) -> Path:
     for r in REJECTS:
         stats.setdefault(f"rejected_{r}", 0)
     final = storage.write_table(cfg.out, "signatures", table, lang, fp=fp, stats=dict(stats),
-                                config=_manifest_config(cfg, lm),
+                                config=_manifest_config(cfg),
                                 inputs={"predictions": "full/correct_full", "queries": "k"})
     shutil.rmtree(ckpt, ignore_errors=True)
     log.info("signatures/%s: %d facts in %d groups", lang, table.num_rows, len(parts))
@@ -144,12 +166,15 @@ def _write_atomic(part: pa.Table, group_stats: Counter, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _manifest_config(cfg: RunConfig, lm: LoadedModel) -> dict:
-    fam = lm.family
-    layers = list(cfg.neurons.layers) or list(range(fam.num_layers))
-    return {"neurons": to_dict(cfg.neurons), "model": lm.name, "family": fam.family,
-            "layers": layers, "width": fam.site_width(cfg.neurons.site),
-            "sites": fam.sites(cfg.neurons.site, layers),
+def _manifest_config(cfg: RunConfig) -> dict:
+    """The neurons config plus what decodes a neuron id: the layers and units per layer."""
+    from transformers import AutoConfig
+
+    mc = AutoConfig.from_pretrained(cfg.probe.model, trust_remote_code=cfg.probe.trust_remote_code)
+    width = mc.intermediate_size if cfg.neurons.site == "ffn" else mc.hidden_size
+    layers = list(cfg.neurons.layers) or list(range(mc.num_hidden_layers))
+    return {"neurons": to_dict(cfg.neurons), "model": cfg.probe.model,
+            "model_type": mc.model_type, "layers": layers, "width": int(width),
             "neuron_id": "layer * width + unit"}
 
 
@@ -217,7 +242,7 @@ def write_overlap(cfg: RunConfig) -> list[Path]:
     if all(storage.is_done(cfg.out, "overlap", lg, fp) for lg in langs):
         return [storage.partition_dir(cfg.out, "overlap", lg) for lg in langs]
     sig = storage.read_table(cfg.out, "signatures", langs)
-    ov = build_overlap(sig, cfg.neurons.overlap_k)
+    ov = build_overlap(sig, cfg.neurons.overlap_k, langs)
     paths = []
     for lg in langs:
         part = ov.filter(pc.equal(ov["lang"], lg))

@@ -63,13 +63,13 @@ def pair_jaccard(uuids_a: np.ndarray, top_a: np.ndarray, uuids_b: np.ndarray,
     return shared, jaccard_rows(top_a[ia], top_b[ib])
 
 
-def build_overlap(signatures: pa.Table, k: int = 50) -> pa.Table:
+def build_overlap(signatures: pa.Table, k: int = 50, langs: list[str] | None = None) -> pa.Table:
     """Per ordered language pair, the mean top-``k`` Jaccard over facts ranked in both."""
     sites = set(signatures["site"].unique().to_pylist()) if signatures.num_rows else set()
     if len(sites) > 1:
         raise ConfigError(f"signatures mix sites {sorted(sites)}",
-                          "rerun `factroots probe neurons` with one neurons.site for all languages")
-    langs = sorted(set(signatures["lang"].to_pylist()))
+                          "rerun `factroots probe` with one neurons.site for all languages")
+    langs = sorted(set(signatures["lang"].to_pylist()) | set(langs or ()))
     ranked = {lg: _ranked(signatures, lg, k) for lg in langs}
     cols: dict[str, list] = {"lang": [], "other_lang": [], "mean_jaccard": [], "n_facts": []}
     for a, b in permutations(langs, 2):

@@ -111,7 +111,7 @@ def _rounds(lm: LoadedModel, items: Sequence[Item], states: list[protocol.FactSt
         for f, st in enumerate(states if full else ()):
             need = st.needed_ks()
             if need:
-                todo[f] = set(protocol.rounds_order(len(st.gold), need)[0])
+                todo[f] = protocol.next_ks(len(st.gold), need)
     return {"prompts_run": prompts, "forward_passes": passes, "batch_size_end": predictor.batch_size}
 
 
@@ -125,7 +125,8 @@ def _rows(lang: str, items: Sequence[Item], states: list[protocol.FactState],
             pred = st.preds[st.k]
             rows.append({**base, "protocol": "full", "k": st.k, "pred_ids": pred,
                          "pred_text": _decode_text(tokenizer, pred), "correct_full": st.full,
-                         "correct_partial": st.partial, "correct_exact": st.exact,
+                         "correct_partial": st.partial if st.want_partial else None,
+                         "correct_exact": st.exact,
                          "score": st.scores[st.k]})
         if typed is not None:
             score, j = typed.best[f]
@@ -143,14 +144,16 @@ def _rows(lang: str, items: Sequence[Item], states: list[protocol.FactState],
 def build_predictions(lm: LoadedModel, lang: str, items: Sequence[Item],
                       candidates: dict[str, list[str]] | None = None,
                       protocols: Sequence[str] = ("full",), *, batch_size: int = 128,
-                      all_k: bool = False, progress: Any = None) -> tuple[pa.Table, dict]:
+                      all_k: bool = False, partial: bool = True, progress: Any = None
+                      ) -> tuple[pa.Table, dict]:
     """Return the `predictions` table: one row per (lang, uuid, protocol); and run stats."""
     unknown = [p for p in protocols if p not in PROTOCOLS]
     if unknown:
         raise ValueError(f"unknown protocol {unknown[0]!r}")
     t0 = time.perf_counter()
     tok, space = lm.tokenizer, lm.family.space_id
-    states = [protocol.FactState(list(it.gold), it.maxlen, space, all_k) for it in items]
+    states = [protocol.FactState(list(it.gold), it.maxlen, space, all_k, partial or all_k)
+              for it in items]
     typed = None
     if "typed" in protocols:
         rels = sorted({it.relation for it in items})

@@ -7,8 +7,10 @@ neuron ``d`` is ``s[f, d] = 1/(n-1) · Σ_{f'≠f} |A[f, d] − A[f', d]|`` (0 w
 Instead of the ``O(n² D)`` pairwise sum we sort each neuron's ``n`` values once: with ``x`` the
 value of fact ``f``, ``r`` its 1-based rank in the sorted column (any order among equal values),
 ``P(r)`` the sum of the ``r`` smallest values and ``T`` the column total,
-``Σ_j |x − x_j| = x·(2r − n) + T − 2·P(r)``. That is ``O(D · n log n)``, vectorised over neurons,
-and exact for ties (equal values contribute 0 whatever their order).
+``Σ_j |x − x_j| = x·(2r − n) + T − 2·P(r)``. That is ``O(D · n log n)``, vectorised over neurons.
+Equal values are handled as one block ``[lo, hi]`` of sorted positions (below: ``x·lo − P(lo)``,
+above: ``T − P(hi+1) − x·(n−1−hi)``, 0-based), so tied facts get bitwise-equal scores whatever
+order the (unstable, fast) sort leaves them in.
 
 **Tie rule** (documented, and shared by the brute-force reference ``pairwise_scores`` +
 ``reference_top_k``): neurons are ranked by score descending, then by neuron id ascending, on
@@ -31,23 +33,35 @@ import numpy as np
 F16_MAX = float(np.finfo(np.float16).max)
 
 
-def _chunk_size(n: int, budget: int = 1 << 21) -> int:
+def _chunk_size(n: int, budget: int = 1 << 20) -> int:
     """Neurons per chunk so that one chunk's temporaries hold about ``budget`` values."""
     return max(64, budget // max(n, 1))
 
 
 def probeless_scores(acts: np.ndarray) -> np.ndarray:
     """Per-fact PROBELESS scores ``[n, D]`` (float64) by sort + prefix sums."""
-    x = np.ascontiguousarray(np.asarray(acts, dtype=np.float64).T)  # [D, n]: sort along rows
-    n = x.shape[1]
+    x = np.asarray(acts)
+    x = np.ascontiguousarray((x if x.dtype in (np.float32, np.float64) else x.astype(np.float64)).T)
+    d, n = x.shape  # [D, n]: each neuron's values along a row
     if n <= 1:
-        return np.zeros((n, x.shape[0]))
-    order = np.argsort(x, axis=1, kind="stable")
-    xs = np.take_along_axis(x, order, axis=1)
-    prefix = np.cumsum(xs, axis=1)
-    ranks = np.arange(1, n + 1, dtype=np.float64)
-    sums = xs * (2.0 * ranks - n) + prefix[:, -1:] - 2.0 * prefix
-    np.maximum(sums, 0.0, out=sums)  # rounding can leave -0.0 / -1e-16 for the column minimum
+        return np.zeros((n, d))
+    # Any sort order among equal values works, so the fast unstable (SIMD) sort is fine.
+    order = np.argsort(x, axis=1)
+    xs = np.take_along_axis(x, order, axis=1).astype(np.float64, copy=False)
+    prefix = np.zeros((d, n + 1))
+    np.cumsum(xs, axis=1, out=prefix[:, 1:])
+    # Equal values share one block [lo, hi]; computing from the block's ends gives them
+    # bitwise-equal scores whatever order the sort left them in.
+    pos = np.arange(n)
+    new = np.ones((d, n), bool)
+    np.not_equal(xs[:, 1:], xs[:, :-1], out=new[:, 1:])
+    lo = np.maximum.accumulate(np.where(new, pos, 0), axis=1)
+    last = np.ones((d, n), bool)
+    last[:, :-1] = new[:, 1:]
+    hi = np.minimum.accumulate(np.where(last, pos, n - 1)[:, ::-1], axis=1)[:, ::-1]
+    below = xs * lo - np.take_along_axis(prefix, lo, axis=1)
+    above = (prefix[:, -1:] - np.take_along_axis(prefix, hi + 1, axis=1)) - xs * (n - 1 - hi)
+    sums = np.maximum(below + above, 0.0)  # rounding can leave -1e-16 at the extremes
     out = np.empty_like(sums)
     np.put_along_axis(out, order, sums, axis=1)
     return out.T / (n - 1)

@@ -20,8 +20,9 @@ predictions:
   Full implies partial (equal lists contain each other's ids), and exact implies full.
 
 So a fact needs ``{g}`` (for the recorded prediction) plus the full range (SentencePiece only)
-plus the partial range until partial holds. ``needed_ks`` gives the k still needed after the
-ones done; the decoder runs them in rounds, nearest to g first, so partial often stops early.
+plus the partial range until partial holds (when partial is wanted). ``needed_ks`` gives the k
+still needed after the ones done; the decoder runs them in rounds (``next_ks``): g first, then
+g ± 1, then the rest, so partial can stop early.
 Every k the paper runs that could change a flag is run: the flags are identical by
 construction, and the tests compare both fact by fact.
 """
@@ -65,6 +66,7 @@ class FactState:
     maxlen: int
     space_id: int | None
     all_k: bool = False
+    want_partial: bool = True
     preds: dict[int, list[int]] = field(default_factory=dict)
     scores: dict[int, float] = field(default_factory=dict)
     full_ks: list[int] = field(default_factory=list)
@@ -99,7 +101,7 @@ class FactState:
         else:
             if self.space_id is not None:
                 need |= set(range(max(len(self.stripped), 1), m + 1))
-            if not self.partial:
+            if self.want_partial and not self.partial:
                 need |= set(range(max(len(self.distinct), 1), m + 1))
         return need - self.preds.keys()
 
@@ -114,9 +116,12 @@ class FactState:
         return max(self.full_ks) if self.full_ks else len(self.gold)
 
 
-def rounds_order(g: int, ks: Iterable[int]) -> list[list[int]]:
-    """Group mask counts by distance from the gold length g, nearest first."""
-    by: dict[int, list[int]] = {}
-    for k in sorted(ks):
-        by.setdefault(abs(k - g), []).append(k)
-    return [by[r] for r in sorted(by)]
+def next_ks(g: int, need: Iterable[int]) -> set[int]:
+    """The next round's mask counts: those next to the gold length g if any, else all.
+
+    Few rounds keep the length buckets (and so the batches) large; the k next to g come
+    first because a partial match there makes the other k unnecessary.
+    """
+    need = set(need)
+    near = {k for k in need if abs(k - g) <= 1}
+    return near or need

@@ -18,12 +18,13 @@ import bz2
 import codecs
 import functools
 import gzip
-import io
+import itertools
 import lzma
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 from urllib.parse import urlparse
 
 from factroots.errors import ConfigError, DumpNotFoundError, NotADumpError
@@ -190,7 +191,7 @@ def plan_dump(uri: str, lang: str, *, part_bytes: int = 0, parts: int = 0) -> li
             return _group_streams(streams, size, target, base, at_least=2 if not parts else 1)
     if info["codec"] == "none" and info["encoding"] == "utf-8" and size > target:
         cuts = list(range(0, size, target)) + [size]
-        return [dict(base, kind="xmlrange", start=a, end=b) for a, b in zip(cuts, cuts[1:])]
+        return [dict(base, kind="xmlrange", start=a, end=b) for a, b in itertools.pairwise(cuts)]
     return [dict(base, kind="stream", start=0, end=size)]
 
 

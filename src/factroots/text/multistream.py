@@ -10,8 +10,8 @@ Used for the bundled samples, the lab corpus and the benchmark dumps.
 from __future__ import annotations
 
 import bz2
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 from xml.sax.saxutils import escape, quoteattr
 
 EXPORT_NS = "http://www.mediawiki.org/xml/export-0.10/"

@@ -8,7 +8,7 @@ sentence count) that carries the page's reject reason or null, so that rejects a
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import pyarrow as pa
 

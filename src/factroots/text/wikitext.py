@@ -19,7 +19,7 @@ import re
 import signal
 import threading
 import time
-from typing import Mapping
+from collections.abc import Mapping
 
 MW_MAX_CHARS = 300_000  # mwparserfromhell's memory blows up on some large pages (#286)
 DROP_TAGS = ("ref", "references", "math", "gallery", "timeline", "score", "syntaxhighlight",
@@ -27,21 +27,25 @@ DROP_TAGS = ("ref", "references", "math", "gallery", "timeline", "score", "synta
              "templatedata", "templatestyles", "inputbox", "categorytree", "noinclude", "poem_ignore")
 CANONICAL_DROP = ("File", "Image", "Media", "Category")
 
-_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
-_DROP_TAG = re.compile(r"<(%s)\b[^>]*?(?:/>|>.*?</\1\s*>)" % "|".join(DROP_TAGS), re.S | re.I)
-_SELF_DROP = re.compile(r"<(?:%s)\b[^>]*/?>" % "|".join(DROP_TAGS), re.I)
+_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
+_DROP_ALT = "|".join(DROP_TAGS)
+_DROP_TAG = re.compile(rf"<({_DROP_ALT})\b[^>]*?(?:/>|>.*?</\1\s*>)", re.DOTALL | re.IGNORECASE)
+_SELF_DROP = re.compile(rf"<(?:{_DROP_ALT})\b[^>]*/?>", re.IGNORECASE)
 _TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9]*\b[^<>]*>")
 _BRACES = re.compile(r"\{\{|\}\}")
 _INNER_TEMPLATE = re.compile(r"\{\{[^{}]*\}\}")
-_TABLE = re.compile(r"^[ \t:]*\{\||^[ \t]*\|\}", re.M)
+_TABLE = re.compile(r"^[ \t:]*\{\||^[ \t]*\|\}", re.MULTILINE)
 _LINK = re.compile(r"\[\[([^\[\]]*)\]\]")
+_PLAIN_LINK = re.compile(r"\[\[([^\[\]|:]*)\]\]")  # no namespace, no label: its target
+_LABEL_LINK = re.compile(r"\[\[[^\[\]|:]*\|([^\[\]|]*)\]\]")  # no namespace: its label
 _EXT_LINK = re.compile(r"\[(?:https?:|ftp:|//|mailto:)[^\s\]]*(?:\s+([^\]]*))?\]")
 _BARE_URL = re.compile(r"https?://\S+")
 _QUOTES = re.compile(r"'{2,5}")
-_HEADING = re.compile(r"^=+[^\n]*?=+[ \t]*$", re.M)
-_LIST = re.compile(r"^[*#:;]+[ \t]*", re.M)
+_HEADING = re.compile(r"^=+[^\n]*?=+[ \t]*$", re.MULTILINE)
+_LIST = re.compile(r"^[*#:;]+[ \t]*", re.MULTILINE)
 _MAGIC = re.compile(r"__[A-Z]+__")
-_EMPTY_PARENS = re.compile(r"[(（][ \t]*[,;:、，]?[ \t]*[)）]|\[[ \t]*\]")
+_EMPTY_PARENS = re.compile(r"\([ \t]*[,;:]?[ \t]*\)")
+_EMPTY_PARENS_CJK = re.compile(r"（[ \t]*[,;:、，]?[ \t]*）")
 _DANGLING_SEP = re.compile(r"[,;、，][ \t]*([)）])")
 _SPACE_FIXES = ((" ,", ","), (" .", "."), (" ;", ";"), (" :", ":"), (" )", ")"), ("( ", "("),
                 (" ）", "）"), ("（ ", "（"))
@@ -120,6 +124,7 @@ def _link_text(inner: str, drop: frozenset[str]) -> str:
 
 
 def _replace_links(text: str, drop: frozenset[str]) -> str:
+    text = _LABEL_LINK.sub(r"\1", _PLAIN_LINK.sub(r"\1", text))  # most links, without a callback
     repl = functools.partial(_link_sub, drop=drop)
     for _ in range(4):  # innermost first: captions of file links hold links
         if "[[" not in text:
@@ -138,8 +143,11 @@ def _link_sub(m: re.Match, drop: frozenset[str]) -> str:
 def _to_paragraphs(text: str) -> list[str]:
     text = _HEADING.sub("\n", text)
     text = _LIST.sub("\n\n", text)
-    text = html.unescape(text)
+    if "&" in text:
+        text = html.unescape(text)
     text = _EMPTY_PARENS.sub("", _DANGLING_SEP.sub(r"\1", text))
+    if "（" in text:
+        text = _EMPTY_PARENS_CJK.sub("", text)
     paras = []
     for block in _PARA_SPLIT.split(text):
         p = " ".join(block.split())
@@ -153,17 +161,21 @@ def _to_paragraphs(text: str) -> list[str]:
 
 def clean_fast(text: str, namespaces: Mapping | None = None) -> tuple[list[str], bool]:
     """The regex cleaner: (paragraphs, whether the markup balanced)."""
-    text = _COMMENT.sub("", text)
-    text = _DROP_TAG.sub("", text)
-    text = _SELF_DROP.sub("", text)
+    if "<!--" in text:
+        text = _COMMENT.sub("", text)
+    if "<" in text:
+        text = _SELF_DROP.sub("", _DROP_TAG.sub("", text))
     text, ok1 = _remove_nested(text)
     text, ok2 = _remove_tables(text)
-    text = _TAG.sub("", text)
+    if "<" in text:
+        text = _TAG.sub("", text)
     text = _replace_links(text, drop_namespaces(namespaces))
     text = _EXT_LINK.sub(lambda m: m.group(1) or "", text)
     text = _BARE_URL.sub("", text)
-    text = _QUOTES.sub("", text)
-    text = _MAGIC.sub("", text)
+    if "''" in text:
+        text = text.replace("'''''", "").replace("'''", "").replace("''", "")
+    if "__" in text:
+        text = _MAGIC.sub("", text)
     return _to_paragraphs(text), ok1 and ok2
 
 
@@ -186,9 +198,7 @@ def clean_mwparser(text: str, namespaces: Mapping | None = None) -> list[str]:
 def _mw_remove(code, node, drop: frozenset[str]) -> None:  # type: ignore[no-untyped-def]
     from mwparserfromhell.nodes import Heading, Tag, Template, Wikilink
 
-    if isinstance(node, (Template, Heading)):
-        code.remove(node)
-    elif isinstance(node, Tag) and (str(node.tag).lower() in DROP_TAGS or node.wiki_markup in ("{|",)):
+    if isinstance(node, (Template, Heading)) or isinstance(node, Tag) and (str(node.tag).lower() in DROP_TAGS or node.wiki_markup in ("{|",)):
         code.remove(node)
     elif isinstance(node, Wikilink):
         title = str(node.title).strip()

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import html
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 from lxml import etree
 
 PAGE_OPEN, PAGE_CLOSE = b"<page>", b"</page>"
 _STRICT = etree.XMLParser(huge_tree=True, resolve_entities=False, remove_blank_text=False)
-_NS_RE = re.compile(rb'<namespace key="(-?\d+)"[^>]*?(?:/>|>(.*?)</namespace>)', re.S)
-_TAG_RE = {k: re.compile(rb"<%s>(.*?)</%s>" % (k.encode(), k.encode()), re.S)
+_NS_RE = re.compile(rb'<namespace key="(-?\d+)"[^>]*?(?:/>|>(.*?)</namespace>)', re.DOTALL)
+_TAG_RE = {k: re.compile(rb"<%s>(.*?)</%s>" % (k.encode(), k.encode()), re.DOTALL)
            for k in ("title", "ns", "id", "dbname")}
 _LANG_RE = re.compile(rb'xml:lang="([^"]+)"')
 

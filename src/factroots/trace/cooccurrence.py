@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -91,9 +92,11 @@ def build_cooccurrence(mentions_df: DataFrame, facts_df: DataFrame, chunks_df: D
     trace = getattr(cfg, "trace", cfg)
     facts = facts_df.select(*FACT_COLS)
     pairs_facts = facts.select("lang", "uuid", "sub_uri", "obj_uri")
-    placed = place_mentions(mentions_df, chunks_df, trace.max_mentions_per_sentence)
+    # both are read by every window: computed once (the chunker tokenises every sentence)
+    placed = place_mentions(mentions_df, chunks_df, trace.max_mentions_per_sentence).persist(
+        StorageLevel.MEMORY_AND_DISK)
     s, o = _sides(placed)
-    pairs = sentence_pairs(s, o, pairs_facts)
+    pairs = sentence_pairs(s, o, pairs_facts).persist(StorageLevel.MEMORY_AND_DISK)
     counts = {"sentence": pairs.groupBy("lang", "uuid").agg(F.count("*").alias("cooc_sentence"))}
     hits = {"sentence": pairs.withColumnRenamed("sentence_id", "ev")}
     for name, unit in UNITS.items():

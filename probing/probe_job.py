@@ -1,0 +1,30 @@
+"""Probe one shard of the languages on one GPU (or CPU): `queries`, `predictions`, neurons.
+
+Run with: python probing/probe_job.py --conf conf/paper.yaml --shard i/n [--device cuda]
+The code lives in `factroots.probe`; this file only parses arguments and calls its jobs.
+"""
+
+import argparse
+
+from factroots import pipeline
+from factroots.config import load_config
+from factroots.probe import job
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--conf", required=True, help="YAML preset, e.g. conf/paper.yaml")
+    p.add_argument("--shard", default="0/1", help="i/n: this job's share of the languages")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda or mps (pick a GPU with CUDA_VISIBLE_DEVICES)")
+    p.add_argument("--out", default=None, help="output root (overrides `out`)")
+    p.add_argument("--no-neurons", action="store_true", help="skip signatures and overlap")
+    a = p.parse_args()
+    cfg = pipeline.resolve_lab(load_config(a.conf, {"probe.shard": a.shard, "out": a.out,
+                                                    "probe.device": a.device}))
+    print(job.run(cfg))
+    if not a.no_neurons:
+        print(job.run_neurons(cfg))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""The lab's tokenizer and MLM: a tiny budget, seeded, saved as an ordinary HF model folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from factroots.lab import train as lt
+
+FACTS = [("Alice Brown was born in Zorbatown.", "Zorbatown"),
+         ("Borin Kest was born in Quillmoor.", "Quillmoor"),
+         ("Cara Dunwell was born in Velmstad.", "Velmstad"),
+         ("Dov Ember was born in Pranthe.", "Pranthe")]
+REAL = ["The river flows through the valley and past the old mill.",
+        "Many people visit the town in summer to see the festival.",
+        "It was built in the twelfth century by local craftsmen."]
+
+
+def _train(tmp: Path, steps: int = 150, seed: int = 0) -> tuple[Path, dict]:
+    texts = REAL * 5 + [s for s, _ in FACTS] * 5
+    tok = lt.train_tokenizer(texts, vocab_size=300)
+    spec = lt.TrainSpec(hidden_size=32, layers=1, max_steps=steps, train_minutes=2.0, seed=seed,
+                        batch_size=16, lr=5e-3)
+    planted = [lt.encode(tok, s, (s.index(o), s.index(o) + len(o)), spec.seq_len) for s, o in FACTS]
+    real = [lt.encode(tok, s, None, spec.seq_len) for s in REAL]
+    parallel = [lt._with_specials(planted[0], planted[1], mask_in_b=True)]
+    log = lt.train_mlm(tok, planted, real, parallel, spec, tmp, progress=False)
+    return tmp, log
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    return _train(tmp_path_factory.mktemp("lab_model"))
+
+
+def test_saved_as_an_ordinary_hf_model_folder(trained: tuple[Path, dict]) -> None:
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    model_dir, log = trained
+    assert (model_dir / "tokenizer.json").is_file() and (model_dir / "config.json").is_file()
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    model = AutoModelForMaskedLM.from_pretrained(str(model_dir))
+    ids = tok("Dov Ember was born in [MASK].")["input_ids"]
+    assert ids[0] == tok.cls_token_id and ids[-1] == tok.sep_token_id
+    assert ids.count(tok.mask_token_id) == 1
+    assert model.config.num_hidden_layers == 1 and model.config.hidden_size == 32
+    assert log["steps"] == 150 and not log["stopped_by_budget"]
+    assert log["loss_last"] < log["loss_first"]
+
+
+def test_learns_the_planted_facts(trained: tuple[Path, dict]) -> None:
+    model_dir, _ = trained
+    prompts = [(s.replace(o, "[Y]"), o) for s, o in FACTS]
+    assert sum(lt.p_at_1(model_dir, prompts)) >= 3
+
+
+def test_training_is_reproducible(tmp_path: Path, trained: tuple[Path, dict]) -> None:
+    from transformers import AutoModelForMaskedLM
+
+    again, _ = _train(tmp_path / "again")
+    a = AutoModelForMaskedLM.from_pretrained(str(trained[0])).state_dict()
+    b = AutoModelForMaskedLM.from_pretrained(str(again)).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_entity_masking_masks_the_whole_object() -> None:
+    import numpy as np
+
+    tok = lt.train_tokenizer(REAL + [s for s, _ in FACTS], vocab_size=200)
+    s, o = FACTS[0]
+    ex = lt._with_specials(lt.encode(tok, s, (s.index(o), s.index(o) + len(o)), 64))
+    ids, labels = lt.mask_example(ex, np.random.default_rng(0), entity_p=1.0)
+    masked = [i for i, x in enumerate(ids) if x == lt.MASK]
+    assert masked == list(ex.entity) and all(labels[i] == ex.ids[i] for i in masked)
+    assert tok.decode([ex.ids[i] for i in ex.entity]).replace(" ", "") == o
