@@ -7,8 +7,10 @@ processes, children included), MB of XML per core-second for:
 
   bz2          Python's bz2 decompression of the same files (the floor)
   ours/core    our pure path, one process: decompress, parse, clean, segment (dump -> sentences)
-  spark        the Spark job in local mode (read_dumps -> build_sentences -> Parquet), whole
-               process tree incl. JVM start; also wall-clock x cores
+  spark        the Spark job in local mode (dumps -> sentences -> Parquet), CPU of the JVM and
+               its Python workers: read_dumps + build_sentences cold (workers start) and
+               warm, and the fused read (cleaning inside the data source) warm; also
+               wall-clock x 2 cores (meaningless when the machine is shared)
   wikiextractor  python -m wikiextractor.WikiExtractor --no-templates --processes 1
 
 and peak RSS of our pure path on a dump ``--mem-factor`` times smaller (flat memory check).
@@ -165,14 +167,21 @@ def tree_cpu():
         todo += kids.get(p, [])
     return total
 
-spark.range(4).selectExpr("id * 2").collect()  # JVM warm, not counted
-c0 = tree_cpu()
-t = time.perf_counter()
+spark.range(4).selectExpr("id * 2").collect()  # JVM up, not counted
 cfg = RunConfig()
-s = build_sentences(read_dumps(spark, {k: [v] for k, v in paths.items()}, cfg), cfg)
-s.write.mode("overwrite").partitionBy("lang").parquet(out)
-wall, c1 = time.perf_counter() - t, tree_cpu()
-print(json.dumps({"job_wall": wall, "job_cpu": c1 - c0, "rows": spark.read.parquet(out).count()}))
+res = {}
+# cold: Python workers start and import; warm: they are reused; fused: one Python pass
+for run, fused in (("cold", False), ("warm", False), ("fused", True), ("noop", True)):
+    c0, t = tree_cpu(), time.perf_counter()
+    raw = read_dumps(spark, {k: [v] for k, v in paths.items()}, cfg, with_sentences=fused)
+    s = build_sentences(raw, cfg)
+    if run == "noop":  # the same, computed but not written (no Parquet encoding)
+        s.write.format("noop").mode("overwrite").save()
+    else:
+        s.write.mode("overwrite").partitionBy("lang").parquet(out)
+    res[run + "_wall"], res[run + "_cpu"] = time.perf_counter() - t, tree_cpu() - c0
+res["rows"] = spark.read.parquet(out).count()
+print(json.dumps(res))
 spark.stop()
 """
 
@@ -228,10 +237,15 @@ def main() -> None:
     spark = None
     if not a.no_spark:
         spark = run_spark(big)
-        rows.append((f"ours, Spark local[2] job, CPU of JVM + Python workers ({spark['rows']} rows)",
-                     mb / spark["job_cpu"], spark["job_cpu"]))
-        rows.append(("ours, Spark local[2] job, wall-clock x 2 cores (machine shared!)",
-                     mb / (2 * spark["job_wall"]), 2 * spark["job_wall"]))
+        names = {"cold": "read_dumps + build_sentences, cold (Python workers start)",
+                 "warm": "read_dumps + build_sentences, warm",
+                 "fused": "read_dumps(with_sentences=True), warm",
+                 "noop": "the same into a noop sink (no Parquet encoding)"}
+        for run, name in names.items():
+            rows.append((f"Spark local[2] -> Parquet: {name}", mb / spark[f"{run}_cpu"],
+                         spark[f"{run}_cpu"]))
+        rows.append((f"Spark fused, wall-clock x 2 cores, machine shared ({spark['rows']} rows)",
+                     mb / (2 * spark["fused_wall"]), 2 * spark["fused_wall"]))
     print(f"{'what':<78} {'MB XML/core-s':>13} {'core-s':>8}")
     for name, rate, secs in rows:
         print(f"{name:<78} {rate:>13.1f} {secs:>8.1f}")

@@ -1,7 +1,7 @@
-"""Probe one shard of the languages on one GPU (or CPU): `queries`, `predictions`, neurons.
+"""Run with: python probing/probe_job.py --conf conf/paper.yaml --shard i/n [--device cuda]
 
-Run with: python probing/probe_job.py --conf conf/paper.yaml --shard i/n [--device cuda]
-The code lives in `factroots.probe`; this file only parses arguments and calls its jobs.
+Probes one shard of the languages on one GPU (or CPU): `queries`, `predictions`, then the
+neuron tables. The code lives in `factroots.probe`; this file only parses arguments.
 """
 
 import argparse
@@ -12,7 +12,7 @@ from factroots.probe import job
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description="Probe one shard of the languages.")
     p.add_argument("--conf", required=True, help="YAML preset, e.g. conf/paper.yaml")
     p.add_argument("--shard", default="0/1", help="i/n: this job's share of the languages")
     p.add_argument("--device", default=None, help="auto, cpu, cuda or mps (pick a GPU with CUDA_VISIBLE_DEVICES)")

@@ -34,7 +34,6 @@ def common(fn: Callable) -> Callable:
     def wrapper(conf, out, langs, relations, sets, dry_run, **kwargs):
         overrides: dict[str, Any] = {"out": out, "langs": _split(langs),
                                      "relations": _split(relations)}
-        overrides.update({k: v for k, v in kwargs.pop("_overrides", {}).items()})
         for s in sets:
             key, _, raw = s.partition("=")
             import yaml
@@ -121,16 +120,18 @@ def probe(cfg: RunConfig, neurons: bool) -> None:
 @common
 def label(cfg: RunConfig) -> None:
     """Label every (fact, language): status, easy facts, transferred / shared / independent."""
+    from factroots import pipeline
     from factroots.label import job
-    click.echo(job.run(cfg))
+    click.echo(job.run(pipeline.resolve_lab(cfg)))
 
 
 @main.command()
 @common
 def report(cfg: RunConfig) -> None:
     """Write report.md and report.html with PNG figures."""
+    from factroots import pipeline
     from factroots.report import job
-    click.echo(job.run(cfg))
+    click.echo(job.run(pipeline.resolve_lab(cfg)))
 
 
 @main.group()

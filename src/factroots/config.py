@@ -158,15 +158,19 @@ class ReportConfig:
 class LabConfig:
     """The controlled experiment and embedded default model."""
 
-    langs: list = opt(["en", "uk", "bg"], "languages of the lab (must have bundled dump samples)")
+    langs: list = opt(["en", "uk", "vi"], "languages of the lab (must have bundled dump "
+                                          "samples): en and vi share many Latin-script names, "
+                                          "uk is another script; bg's sample has one article")
     seed: int = opt(0, "seed for the plan, corpus and training")
-    facts_per_group: int = opt(40, "facts per plan group")
+    facts_per_group: int = opt(30, "facts per plan group")
     repeats: int = opt(30, "how often a planted fact is written into the corpus")
     hidden_size: int = opt(128, "hidden size of the lab MLM")
     layers: int = opt(2, "encoder layers of the lab MLM")
-    vocab_size: int = opt(8000, "vocabulary size of the lab tokenizer")
-    train_minutes: float = opt(4.0, "CPU training budget")
-    max_steps: int = opt(3000, "training steps at most")
+    vocab_size: int = opt(8000, "vocabulary size of the lab tokenizer (about)")
+    train_minutes: float = opt(6.0, "CPU training budget: a safety cap that stops training "
+                                     "early, with a warning (the model then depends on the "
+                                     "machine's speed)")
+    max_steps: int = opt(2000, "training steps (fixed: the same seed gives the same model)")
 
 
 @dataclass(frozen=True)
@@ -296,6 +300,9 @@ def validate(cfg: RunConfig, src: str = "config") -> None:
                           f"neurons.top_k ({cfg.neurons.top_k})", "lower overlap_k")
     if not 0 < cfg.label.null_percentile < 100:
         raise ConfigError(f"{src}: label.null_percentile must be in (0, 100)", "use e.g. 95")
+    if cfg.label.match == "partial" and not cfg.probe.partial:
+        raise ConfigError(f"{src}: label.match is partial but probe.partial is off "
+                          "(correct_partial would be null)", "set probe.partial: true")
     unknown = [p for p in cfg.probe.protocols if p not in ("full", "typed")]
     if unknown:
         raise ConfigError(f"{src}: unknown probe protocol {unknown[0]!r}", "use full and/or typed")

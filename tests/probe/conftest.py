@@ -17,15 +17,23 @@ import pyarrow as pa
 import pytest
 import torch
 from mlama_slice import FACTS, TEMPLATES
-from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers
-from tokenizers import processors, trainers
+from tokenizers import (
+    AddedToken,
+    Tokenizer,
+    decoders,
+    models,
+    normalizers,
+    pre_tokenizers,
+    processors,
+    trainers,
+)
 
 from factroots import storage, tables
 
 # The tiny models run fastest on one thread, and CI has two cores shared by other work.
 torch.set_num_threads(1)
 
-SIZES = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+SIZES = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
 
 
 def corpus() -> list[str]:
@@ -62,7 +70,11 @@ def _bert(path: Path) -> Path:
 
 
 def _xlmr(path: Path) -> Path:
-    from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM, XLMRobertaTokenizerFast
+    from transformers import (
+        XLMRobertaConfig,
+        XLMRobertaForMaskedLM,
+        XLMRobertaTokenizerFast,
+    )
 
     tok = Tokenizer(models.Unigram())
     tok.normalizer = normalizers.NFKC()
@@ -101,17 +113,17 @@ def tiny_xlmr_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def slice_tables(langs: tuple[str, ...] = ("en", "de", "zh")) -> dict[str, pa.Table]:
     """`facts`, `templates` and `candidates` of the slice (candidates = distinct objects)."""
-    facts = [dict(lang=lang, relation=rel, uuid=u, lineid=li, sub_uri=su, sub_label=s,
-                  obj_uri=ou, obj_label=o, template=TEMPLATES[(lang, rel)])
+    facts = [{"lang": lang, "relation": rel, "uuid": u, "lineid": li, "sub_uri": su, "sub_label": s,
+                  "obj_uri": ou, "obj_label": o, "template": TEMPLATES[(lang, rel)]}
              for lang, rel, u, li, su, s, ou, o in FACTS if lang in langs]
-    temps = [dict(lang=lg, relation=r, template=t) for (lg, r), t in sorted(TEMPLATES.items())
+    temps = [{"lang": lg, "relation": r, "template": t} for (lg, r), t in sorted(TEMPLATES.items())
              if lg in langs]
     seen, cands = set(), []
     for f in facts:
         key = (f["lang"], f["relation"], f["obj_label"])
         if key not in seen:
             seen.add(key)
-            cands.append(dict(lang=key[0], relation=key[1], candidate=key[2], source="facts"))
+            cands.append({"lang": key[0], "relation": key[1], "candidate": key[2], "source": "facts"})
     return {"facts": tables.conform("facts", pa.Table.from_pylist(facts)),
             "templates": tables.conform("templates", pa.Table.from_pylist(temps)),
             "candidates": tables.conform("candidates", pa.Table.from_pylist(cands))}

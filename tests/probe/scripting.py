@@ -10,7 +10,7 @@ and for the fast path's head-on-masks-only alike, because both go through the sa
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 

@@ -30,8 +30,17 @@ def _train(tmp: Path, steps: int = 150, seed: int = 0) -> tuple[Path, dict]:
     return tmp, log
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():  # type: ignore[no-untyped-def]
+    """One thread: a tiny model gains nothing from two, and shared CI cores make spinning costly."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+def trained(tmp_path_factory: pytest.TempPathFactory, _one_thread) -> tuple[Path, dict]:  # type: ignore[no-untyped-def]
     return _train(tmp_path_factory.mktemp("lab_model"))
 
 

@@ -144,5 +144,17 @@ def test_cli_probe_help_and_launcher() -> None:
     assert "--shard" in res.output and "--device" in res.output
     launcher = Path(__file__).resolve().parents[2] / "probing" / "probe_job.py"
     text = launcher.read_text(encoding="utf-8")
-    assert "Run with: python probing/probe_job.py --conf" in text
+    assert text.lstrip("\"").startswith("Run with: python probing/probe_job.py --conf")
     assert len(text.splitlines()) < 40
+
+
+def test_cli_probe_runs_one_language(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    from factroots.cli import main
+
+    write_inputs(tmp_path, ("zh",))
+    res = CliRunner().invoke(main, ["probe", "--out", str(tmp_path), "--model",
+                                    str(tiny_bert_dir), "--device", "cpu", "--no-neurons",
+                                    "--set", "probe.protocols=[full, typed]"])
+    assert res.exit_code == 0, res.output
+    t = storage.read_table(tmp_path, "predictions", ["zh"])
+    assert t.num_rows == 120 and set(t["protocol"].to_pylist()) == {"full", "typed"}

@@ -198,3 +198,32 @@ def test_empty_predictions_table_has_the_schema(tiny_bert_dir: Path) -> None:
     t, _ = build_predictions(lm, "en", [])
     assert t.num_rows == 0 and t.schema.names[:3] == ["lang", "uuid", "relation"]
     assert isinstance(t, pa.Table)
+
+
+def test_without_partial_wordpiece_needs_one_prompt_per_fact(tiny_bert_dir: Path) -> None:
+    lm = load_model(str(tiny_bert_dir), "cpu")
+    items = _items(lm, "de")
+    script, _ = _script(lm, items)
+    with scripted(lm, script):
+        table, stats = build_predictions(lm, "de", items, partial=False)
+        paper = paper_baseline.run(lm, items)
+    assert stats["prompts_run"] <= len(items)
+    rows = {r["uuid"]: r for r in table.to_pylist()}
+    assert any(p.full for p in paper.values()) and any(p.partial and not p.full
+                                                       for p in paper.values())
+    for it in items:
+        r, p = rows[it.uuid], paper[it.uuid]
+        assert (r["correct_full"], r["correct_partial"], r["correct_exact"]) == \
+            (p.full, None, p.exact)
+
+
+def test_bfloat16_runs_on_cpu(tiny_xlmr_dir: Path) -> None:
+    lm = load_model(str(tiny_xlmr_dir), "cpu", dtype="bfloat16")
+    assert next(lm.model.parameters()).dtype == torch.bfloat16
+    items = _items(lm, "en")[:20]
+    # (bf16 answers may differ from float32 ones at near-ties, so only the shape is checked)
+    cands = {it.relation: [it.obj_label] for it in items}
+    t, stats = build_predictions(lm, "en", items, cands, ["full", "typed"], batch_size=8)
+    assert t.num_rows == 40 and stats["prompts_run"] > 0
+    for r in t.to_pylist():
+        assert len(r["pred_ids"]) == r["k"] and r["score"] <= 0.0

@@ -41,7 +41,7 @@ def _check_schema(df, name: str) -> None:
 def test_pages_and_sentences(spark, tmp_path):
     from factroots.trace.dump_source import read_dumps
     from factroots.trace.pages import build_pages, page_stats
-    from factroots.trace.sentences import clean_pages, sentence_stats, sentences_of
+    from factroots.trace.sentences import build_sentences, clean_pages, sentence_stats, sentences_of
 
     bad, index = write_multistream(_pages(250), tmp_path / "xxwiki-multistream.xml.bz2", lang="xx")
     raw_bytes = bytearray(bad.read_bytes())
@@ -85,6 +85,12 @@ def test_pages_and_sentences(spark, tmp_path):
     some = {k: dumps[k] for k in ("bg", "xx", "zz")}
     again = sentences_of(clean_pages(read_dumps(spark, some, cfg), cfg)).orderBy("lang", "sentence_id")
     assert again.collect() == [r for r in rows if r.lang in some]  # a rerun: identical output
+    fused = read_dumps(spark, some, cfg, with_sentences=True).cache()  # one Python pass
+    assert build_sentences(fused, cfg).orderBy("lang", "sentence_id").collect() == again.collect()
+    assert sorted(build_pages(fused).collect()) == sorted(pages.where(pages.lang.isin(*some)).collect())
+    assert page_stats(fused) == {k: v for k, v in pstats.items() if k in some}
+    assert sentence_stats(fused) == {k: v for k, v in sstats.items() if k in some}
+    fused.unpersist()
     raw.unpersist()
     clean.unpersist()
 

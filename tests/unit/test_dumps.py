@@ -112,7 +112,6 @@ def test_corrupt_stream_rejects_only_its_pages(ms250, tmp_path):
     assert lost == list(range(1100, 1200))  # ids come from the index
     # without the index: the reader skips to the next stream and counts the loss
     index_path_for(bad).unlink()
-    dumps.dump_info.cache_clear()
     rows = read_all(bad)
     assert [r["page_id"] for r in rows if r["reject"] is None] == kept
     assert 1 <= sum(r["reject"] == "corrupt_stream" for r in rows) <= 100
@@ -210,3 +209,19 @@ def test_oversized_page_keeps_length_drops_text():
             "</revision></page>").encode()
     (row,) = xmlpages.parse_pages(page, max_bytes=1000)
     assert row["wikitext"] is None and row["wikitext_len"] == 1200 and row["reject"] is None
+
+
+def test_write_multistream_escapes_and_flags(tmp_path):
+    pages = [{"page_id": 1, "title": "A & B <c>", "ns": 0, "text": "x < y && \"z\" [[L]]", "rev_id": 9},
+             {"page_id": 2, "title": "Redir", "ns": 0, "text": "#REDIRECT [[A & B <c>]]",
+              "redirect": "A & B <c>"},
+             {"page_id": 3, "title": "Category:Cats", "ns": 14, "text": ""}]
+    dump, index = write_multistream(pages, tmp_path / "tiny.xml.bz2", lang="de",
+                                    siteinfo={"namespaces": {0: "", 14: "Kategorie"}})
+    assert index.name == "tiny-index.txt.bz2"
+    assert bz2.decompress(index.read_bytes()).decode().splitlines()[0].endswith(":1:A & B <c>")
+    rows = read_all(dump, "de")
+    assert [(r["page_id"], r["title"], r["namespace"], r["is_redirect"], r["rev_id"]) for r in rows] == [
+        (1, "A & B <c>", 0, False, 9), (2, "Redir", 0, True, 2), (3, "Category:Cats", 14, False, 3)]
+    assert rows[0]["wikitext"] == pages[0]["text"] and rows[2]["wikitext"] == ""
+    assert dumps.dump_info(str(dump))["siteinfo"]["namespaces"][14] == "Kategorie"

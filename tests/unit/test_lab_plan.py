@@ -29,9 +29,9 @@ def _facts(n: int = 60) -> pa.Table:
                 sub = f"{obj} Club"
             if i % 10 == 7:  # names written the same way in both languages
                 sub, obj = f"Same{i}", f"Place{i}"
-            rows.append(dict(lang=lg, relation=rel, uuid=f"u{i:03d}", lineid=i, sub_uri=f"Q{i}",
-                             sub_label=sub, obj_uri=f"Q{1000 + i}", obj_label=obj,
-                             template=TEMPLATES[lg][rel]))
+            rows.append({"lang": lg, "relation": rel, "uuid": f"u{i:03d}", "lineid": i, "sub_uri": f"Q{i}",
+                             "sub_label": sub, "obj_uri": f"Q{1000 + i}", "obj_label": obj,
+                             "template": TEMPLATES[lg][rel]})
     return tables.conform("facts", pa.Table.from_pylist(rows))
 
 
@@ -79,7 +79,7 @@ def test_easy_category_follows_the_papers_order() -> None:
     assert pf.easy_category("Paris Saint-Germain", "Paris", "P17", NAMING) == pf.SHARED
     assert pf.easy_category("Jean Say", "French", "P103", NAMING) == pf.NAMING
     assert pf.easy_category("Jean Say", "Lyon", "P19", NAMING) == pf.OTHERS
-    sets = lambda s: frozenset(s.split())  # noqa: E731
+    sets = lambda s: frozenset(s.split())
     assert pf.easy_category("Nissan Quest", "Nissan Motors", "P176", NAMING, sets) == pf.SHARED
 
 
@@ -124,28 +124,28 @@ def _check_inputs() -> tuple[pa.Table, ...]:
         ("en", "n1", "none", 0, False, False, "others", False, True),  # a guess: no source
         ("uk", "n1", "none", 0, False, False, "others", False, False),
     ]
-    plan = pd.DataFrame([dict(lang=r[0], uuid=r[1], relation="P19", group=r[2], n_planted=r[3],
-                              in_real_text=r[4], in_real_sentence=r[4], in_lab_text=r[5],
-                              easy_category=r[6], shared_names=False) for r in rows])
-    cooc = pd.DataFrame([dict(lang=r[0], uuid=r[1], relation="P19", sub_uri="", obj_uri="",
-                              sub_mentions=1, obj_mentions=1, cooc_sentence=int(r[7]),
-                              cooc_chunk=int(r[7]), cooc_document=int(r[7]), evidence=[],
-                              ambiguous_name=False, sub_contains_obj=False, present=r[7])
+    plan = pd.DataFrame([{"lang": r[0], "uuid": r[1], "relation": "P19", "group": r[2], "n_planted": r[3],
+                              "in_real_text": r[4], "in_real_sentence": r[4], "in_lab_text": r[5],
+                              "easy_category": r[6], "shared_names": False} for r in rows])
+    cooc = pd.DataFrame([{"lang": r[0], "uuid": r[1], "relation": "P19", "sub_uri": "", "obj_uri": "",
+                              "sub_mentions": 1, "obj_mentions": 1, "cooc_sentence": int(r[7]),
+                              "cooc_chunk": int(r[7]), "cooc_document": int(r[7]), "evidence": [],
+                              "ambiguous_name": False, "sub_contains_obj": False, "present": r[7]}
                          for r in rows])
-    status = pd.DataFrame([dict(lang=r[0], uuid=r[1], relation="P19",
-                                status=(1 if r[7] else 0) + (2 if r[8] else 0), present=r[7],
-                                correct=r[8], missing=None) for r in rows])
-    easy = pd.DataFrame([dict(lang="uk", uuid="t1", relation="P19", category="others", rule="none"),
-                         dict(lang="uk", uuid="t2", relation="P19", category="naming_cues",
-                              rule="naming_relation"),
-                         dict(lang="en", uuid="n1", relation="P19", category="others", rule="none")])
-    labels = pd.DataFrame([dict(lang="uk", uuid="t1", relation="P19", status=2, label="transferred",
-                                reason="", source_langs=["en"], partner_langs=[], partner_jaccard=[],
-                                partner_threshold=[], partner_pvalue=[], shared_with=[]),
-                           dict(lang="en", uuid="n1", relation="P19", status=2, label="transferred",
-                                reason="", source_langs=["uk"], partner_langs=[], partner_jaccard=[],
-                                partner_threshold=[], partner_pvalue=[], shared_with=[])])
-    conv = lambda name, df: tables.conform(name, pa.Table.from_pandas(df, preserve_index=False))  # noqa: E731
+    status = pd.DataFrame([{"lang": r[0], "uuid": r[1], "relation": "P19",
+                                "status": (1 if r[7] else 0) + (2 if r[8] else 0), "present": r[7],
+                                "correct": r[8], "missing": None} for r in rows])
+    easy = pd.DataFrame([{"lang": "uk", "uuid": "t1", "relation": "P19", "category": "others", "rule": "none"},
+                         {"lang": "uk", "uuid": "t2", "relation": "P19", "category": "naming_cues",
+                              "rule": "naming_relation"},
+                         {"lang": "en", "uuid": "n1", "relation": "P19", "category": "others", "rule": "none"}])
+    labels = pd.DataFrame([{"lang": "uk", "uuid": "t1", "relation": "P19", "status": 2, "label": "transferred",
+                                "reason": "", "source_langs": ["en"], "partner_langs": [], "partner_jaccard": [],
+                                "partner_threshold": [], "partner_pvalue": [], "shared_with": []},
+                           {"lang": "en", "uuid": "n1", "relation": "P19", "status": 2, "label": "transferred",
+                                "reason": "", "source_langs": ["uk"], "partner_langs": [], "partner_jaccard": [],
+                                "partner_threshold": [], "partner_pvalue": [], "shared_with": []}])
+    conv = lambda name, df: tables.conform(name, pa.Table.from_pandas(df, preserve_index=False))
     return (conv("planted_facts", plan), conv("cooccurrence", cooc), conv("status", status),
             conv("easy_facts", easy), conv("fact_labels", labels))
 

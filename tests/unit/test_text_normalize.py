@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from factroots.text.normalize import (NORMALIZER, normalize, normalize_batch, normalize_many,
-                                      normalize_py, source_spans)
+from factroots.text.normalize import (
+    NORMALIZER,
+    normalize,
+    normalize_batch,
+    normalize_many,
+    normalize_py,
+    source_spans,
+)
 
 CASES = [  # (lang, text, normalised)
     ("en", "  Hello, World!  ", "hello world"),

@@ -23,8 +23,10 @@ import pyarrow as pa
 
 from factroots import tables
 
+# trace_finds_real_sentence is not among them: the paper's chunks cut documents every 512
+# subwords regardless of sentences, so a same-sentence pair can straddle two chunks.
 EXPECTED_ONE = ("trace_finds_planted", "trace_finds_planted_sentence",
-                "trace_beyond_plan_in_corpus", "trace_finds_real_sentence")
+                "trace_beyond_plan_in_corpus")
 CATEGORIES = ("shared_entity_tokens", "naming_cues", "others")
 
 
@@ -38,9 +40,9 @@ def _frame(plan: pa.Table, cooc: pa.Table, status: pa.Table, easy: pa.Table,
     lab = labels.select(["lang", "uuid", "label"]).to_pandas()
     d = p.merge(c, on=["lang", "uuid"], how="left").merge(s, on=["lang", "uuid"], how="left")
     d = d.merge(e, on=["lang", "uuid"], how="left").merge(lab, on=["lang", "uuid"], how="left")
-    d["traced"] = d["present"].fillna(False).astype(bool)
+    d["traced"] = d["present"].astype("boolean").fillna(False).astype(bool)
     d["traced_sentence"] = d["cooc_sentence"].fillna(0) > 0
-    d["correct"] = d["correct"].fillna(False).astype(bool)
+    d["correct"] = d["correct"].astype("boolean").fillna(False).astype(bool)
     d["planted"] = d["n_planted"] > 0
     return d
 

@@ -4,8 +4,9 @@ Where the paper pads batches of 128 prompts to their longest member and computes
 head over every position (``model(**inputs).logits``: batch x seq x vocab, the costliest
 part for a large vocabulary), we
 
-* tokenize every prompt once and group prompts of **equal token length** into batches, so
-  there is no padding at all (the attention mask is all ones);
+* tokenize every prompt once and batch them **sorted by token length**, so a batch's members
+  differ by a token or two and padding is almost nil (the paper pads to the longest of 128
+  prompts in data order);
 * run the encoder, then the MLM head on the **mask positions only** (the encoder and head
   modules named by the family adapter; other families fall back to the full logits);
 * take the same ``topk(1)`` per mask position as the paper, on the first run of masks;
@@ -18,8 +19,8 @@ The paper reads the first mask and the contiguous masks after it; so do we.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 
@@ -80,9 +81,9 @@ class MaskPredictor:
         reserve = 2 if self.lm.family.family == "xlmr" else 0
         return not self.max_len or len(ids) <= self.max_len - reserve
 
-    def _logits(self, ids: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        """[n_masks, vocab] logits at (rows, cols) of a batch of equal-length sequences."""
-        mask = torch.ones_like(ids)
+    def _logits(self, ids: torch.Tensor, mask: torch.Tensor, rows: torch.Tensor,
+                cols: torch.Tensor) -> torch.Tensor:
+        """[n_masks, vocab] logits at (rows, cols) of a right-padded batch."""
         if self.base is None:
             return self.lm.model(input_ids=ids, attention_mask=mask).logits[rows, cols]
         hidden = self.base(input_ids=ids, attention_mask=mask)[0]  # [batch, seq, hidden]
@@ -90,12 +91,15 @@ class MaskPredictor:
 
     def _batch(self, seqs: list[list[int]], runs: list[tuple[int, int]]
                ) -> tuple[torch.Tensor, list[int]]:
-        dev = self.lm.device
-        ids = torch.tensor(seqs, dtype=torch.long).to(dev, non_blocking=True)
+        dev, width = self.lm.device, max(len(s) for s in seqs)
+        pad = self.lm.tokenizer.pad_token_id or 0
+        ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], dtype=torch.long)
+        mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs],
+                            dtype=torch.long)
         rows = [r for r, (_, n) in enumerate(runs) for _ in range(n)]
         cols = [s + j for s, n in runs for j in range(n)]
         with torch.inference_mode():
-            logits = self._logits(ids, torch.tensor(rows, device=dev),
+            logits = self._logits(ids.to(dev), mask.to(dev), torch.tensor(rows, device=dev),
                                   torch.tensor(cols, device=dev))
         return logits, [n for _, n in runs]
 
@@ -107,29 +111,24 @@ class MaskPredictor:
         runs = [mask_run(s, mask_id) for s in seqs]
         preds: list[list[int]] = [[] for _ in seqs]
         scores = [float("nan")] * len(seqs)
-        by_len: dict[int, list[int]] = {}
-        for i, s in enumerate(seqs):
-            if runs[i][1]:
-                by_len.setdefault(len(s), []).append(i)
-        passes = 0
-        for length in sorted(by_len):
-            todo = by_len[length]
-            pos = 0
-            while pos < len(todo):
-                chunk = todo[pos:pos + self.batch_size]
-                try:
-                    logits, counts = self._batch([list(seqs[i]) for i in chunk],
-                                                 [runs[i] for i in chunk])
-                except Exception as exc:  # noqa: BLE001 - only OOM is handled, the rest re-raised
-                    if not _is_oom(exc):
-                        raise
-                    self._shrink(exc)
-                    continue
-                passes += 1
-                self._collect(chunk, logits, counts, preds, scores, want_logprobs, on_logprobs)
-                pos += len(chunk)
-                if progress is not None:
-                    progress(len(chunk))
+        # sorted by length, a batch's members differ by a token or two: almost no padding
+        todo = sorted((i for i in range(len(seqs)) if runs[i][1]), key=lambda i: len(seqs[i]))
+        passes = pos = 0
+        while pos < len(todo):
+            chunk = todo[pos:pos + self.batch_size]
+            try:
+                logits, counts = self._batch([list(seqs[i]) for i in chunk],
+                                             [runs[i] for i in chunk])
+            except Exception as exc:
+                if not _is_oom(exc):
+                    raise
+                self._shrink(exc)
+                continue
+            passes += 1
+            self._collect(chunk, logits, counts, preds, scores, want_logprobs, on_logprobs)
+            pos += len(chunk)
+            if progress is not None:
+                progress(len(chunk))
         return Output(preds, scores, passes)
 
     def _shrink(self, exc: BaseException) -> None:

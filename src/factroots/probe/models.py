@@ -149,7 +149,7 @@ def _load_parts(name: str, trust_remote_code: bool, local: bool) -> tuple[Any, A
     except ValueError as exc:  # e.g. "Unrecognized configuration class ... for AutoModelForMaskedLM"
         raise ModelError(f"{name} is not a masked LM: {str(exc).splitlines()[0]}",
                          "use a model with an MLM head (AutoModelForMaskedLM)") from exc
-    except (OSError, EnvironmentError) as exc:
+    except OSError as exc:
         raise ModelError(f"cannot load model {name!r}: {str(exc).splitlines()[0]}",
                          "check the hub id or path; offline, download it first or pass a "
                          "local folder") from exc

@@ -13,8 +13,8 @@ round trip (I/O quirks, not the method). Use the model in float32, as the paper 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 

@@ -6,7 +6,8 @@ Protocols:
   k = 1..maxlen; full-, partial- and exact-match flags; k is the kept (largest) full-matching
   k, else the gold length; ``score`` is the mean max log-probability of that prediction.
   Only the k that can change a flag are run (``protocol.FactState.needed_ks``, with the proof),
-  in rounds nearest to the gold length first; identical prompts run once.
+  in rounds (k = gold length, then ± 1, then the rest) over windows of at most 50,000
+  prompts; identical prompts in a window run once.
 * ``typed`` — mLAMA's typed querying (``paper.md`` §2): every candidate object of the relation
   is scored by its mean log-probability over its own mask positions (the prompt with as many
   masks as the candidate has tokens); the best candidate (ties: the earlier one) is the answer.
@@ -16,8 +17,9 @@ Protocols:
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import pyarrow as pa
 import torch
@@ -40,7 +42,7 @@ class TypedSet:
     by_len: dict[int, tuple[list[int], torch.Tensor]] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, tokenizer: Any, labels: Sequence[str]) -> "TypedSet":
+    def build(cls, tokenizer: Any, labels: Sequence[str]) -> TypedSet:
         """Tokenize candidates; those that tokenize to nothing cannot be scored and are left out."""
         ts = cls(list(labels), [protocol.gold_ids(tokenizer, c) for c in labels])
         groups: dict[int, list[int]] = {}
@@ -78,35 +80,47 @@ def _decode_text(tokenizer: Any, ids: Sequence[int]) -> str:
     return tokenizer.decode(list(ids)) if ids else ""
 
 
+WINDOW = 50_000  # prompts tokenized and held at once: bounds memory on 37k-fact languages
+
+
+def _window(predictor: MaskPredictor, items: Sequence[Item], reqs: list[tuple[int, int]],
+            states: list[protocol.FactState], typed: _Typed | None, progress: Any) -> tuple[int, int]:
+    """Run one window of (fact, k) requests, identical prompts once; return (prompts, passes)."""
+    mask = predictor.lm.family.mask_token
+    texts: dict[str, int] = {}
+    uids = [texts.setdefault(protocol.prompt(items[f].sentence, mask, k), len(texts))
+            for f, k in reqs]
+    want = [False] * len(texts)
+    hooks: dict[int, list[tuple[int, int]]] = {}
+    if typed is not None:
+        for (f, k), u in zip(reqs, uids):
+            if k in typed.ks(f):
+                want[u] = True
+                hooks.setdefault(u, []).append((f, k))
+    if progress is not None:
+        progress.total = (progress.total or 0) + len(texts)
+        progress.refresh()
+    out = predictor.run(predictor.encode(list(texts)), want,
+                        lambda u, lp: [typed.score(f, k, lp) for f, k in hooks[u]],
+                        progress.update if progress is not None else None)
+    for (f, k), u in zip(reqs, uids):
+        states[f].add(k, out.preds[u], out.scores[u])
+    return len(texts), out.passes
+
+
 def _rounds(lm: LoadedModel, items: Sequence[Item], states: list[protocol.FactState],
             typed: _Typed | None, full: bool, batch_size: int, progress: Any) -> dict:
     """Run rounds of prompts until no fact needs another k; return run counters."""
     predictor = MaskPredictor(lm, batch_size)
-    mask = lm.family.mask_token
     todo = {f: (({len(it.gold)} if full else set()) | (typed.ks(f) if typed else set()))
             for f, it in enumerate(items)}
     todo = {f: ks for f, ks in todo.items() if ks}
     prompts = passes = 0
     while todo:
-        texts: dict[str, int] = {}
-        reqs = [(f, k, texts.setdefault(protocol.prompt(items[f].sentence, mask, k), len(texts)))
-                for f, ks in todo.items() for k in sorted(ks)]
-        want = [False] * len(texts)
-        hooks: dict[int, list[tuple[int, int]]] = {}
-        if typed is not None:
-            for f, k, u in reqs:
-                if k in typed.ks(f):
-                    want[u] = True
-                    hooks.setdefault(u, []).append((f, k))
-        if progress is not None:
-            progress.total = (progress.total or 0) + len(texts)
-            progress.refresh()
-        out = predictor.run(predictor.encode(list(texts)), want,
-                            lambda u, lp: [typed.score(f, k, lp) for f, k in hooks[u]],
-                            progress.update if progress is not None else None)
-        prompts, passes = prompts + len(texts), passes + out.passes
-        for f, k, u in reqs:
-            states[f].add(k, out.preds[u], out.scores[u])
+        reqs = [(f, k) for f, ks in todo.items() for k in sorted(ks)]
+        for start in range(0, len(reqs), WINDOW):
+            n, p = _window(predictor, items, reqs[start:start + WINDOW], states, typed, progress)
+            prompts, passes = prompts + n, passes + p
         todo = {}
         for f, st in enumerate(states if full else ()):
             need = st.needed_ks()

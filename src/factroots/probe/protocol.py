@@ -29,8 +29,9 @@ construction, and the tests compare both fact by fact.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 
 def gold_ids(tokenizer: Any, label: str) -> list[int]:

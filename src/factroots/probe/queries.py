@@ -12,8 +12,9 @@ template), ``no_candidates`` (the relation has no candidate objects, so no maxle
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import pyarrow as pa
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 _WORDS = re.compile(r"\w+|[^\w\s]")
 _CACHE: dict[str, object] = {}

@@ -11,7 +11,7 @@ is the window's first sentence that mentions the subject or the object.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 WINDOWS = ("sentence", "chunk", "document")
 Mention = tuple  # (sentence_id, chunk, uri, role, start, end)

@@ -111,13 +111,21 @@ def _read_head(path: Path, codec: str) -> bytes:
                             fix="check that the file is a complete MediaWiki XML dump") from exc
 
 
-@functools.lru_cache(maxsize=256)
 def dump_info(uri: str) -> dict:
     """Codec, text encoding, size, siteinfo (namespaces) and index of a dump; checks it is one."""
     path = local_path(uri)
     if not path.is_file():
         raise DumpNotFoundError(f"dump {uri} not found", fix="fix trace.dumps or trace.dump_dir")
-    size = path.stat().st_size
+    st = path.stat()
+    idx = index_path_for(path)
+    idx_mtime = idx.stat().st_mtime_ns if idx.is_file() else 0
+    return _dump_info(str(uri), st.st_size, st.st_mtime_ns, idx_mtime)
+
+
+@functools.lru_cache(maxsize=256)
+def _dump_info(uri: str, size: int, mtime: int, idx_mtime: int) -> dict:
+    """dump_info, cached per file version (size and modification times)."""
+    path = local_path(uri)
     with open(path, "rb") as f:
         magic = f.read(8)
     codec = _codec(magic)

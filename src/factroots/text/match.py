@@ -20,8 +20,9 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, NamedTuple, Sequence
+from typing import NamedTuple
 
 import ahocorasick
 import pyarrow as pa
@@ -30,7 +31,7 @@ from factroots.text.normalize import NORMALIZER, normalize_batch, source_spans
 
 MATCHER = "aho_v1"
 MODES = ("word", "left", "substring")
-_CACHE: OrderedDict[str, "Matcher"] = OrderedDict()
+_CACHE: OrderedDict[str, Matcher] = OrderedDict()
 _CACHE_SIZE = 4  # automata kept per process (a worker may see several languages in turn)
 _NEWLINE = re.compile("\n")
 
@@ -85,7 +86,7 @@ class Matcher:
     key_len: list[int] = field(repr=False)
 
     @classmethod
-    def build(cls, lang: str, mode: str, names: list[str]) -> "Matcher":
+    def build(cls, lang: str, mode: str, names: list[str]) -> Matcher:
         """Build the automaton; names must be distinct, normalised and non-empty."""
         if mode not in MODES:
             raise ValueError(f"unknown match mode {mode!r}; use one of {MODES}")
@@ -134,14 +135,14 @@ class Matcher:
         hits = self.find_normalized(texts)
         out: list[Hit] = []
         k, n = 0, len(hits)
-        arrow = isinstance(texts, (pa.Array, pa.ChunkedArray))
+        if isinstance(texts, (pa.Array, pa.ChunkedArray)):
+            texts = texts.to_pylist()  # one conversion beats one per hit text
         while k < n:  # hits come grouped by text, in text order
             t = hits[k][0]
             j = k
             while j < n and hits[j][0] == t:
                 j += 1
-            text = texts[t].as_py() if arrow else texts[t]
-            spans = source_spans(text, self.lang, [(h[2], h[3]) for h in hits[k:j]])
+            spans = source_spans(texts[t], self.lang, [(h[2], h[3]) for h in hits[k:j]])
             out += [Hit(t, h[1], a, b, h[4]) for h, (a, b) in zip(hits[k:j], spans)]
             k = j
         return out

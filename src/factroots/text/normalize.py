@@ -27,7 +27,7 @@ import functools
 import re
 import sys
 import unicodedata
-from typing import Sequence
+from collections.abc import Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -45,7 +45,8 @@ _DROP_PY = re.compile("[" + "".join(f"{chr(a)}-{chr(b)}" for a, b in _DROP) + "]
 # than the matching); runs that are not a lone space, which stays as it is
 _A = r"a-zA-Z0-9_\x{80}-\x{10FFFF}"
 _SEP_ASCII_RE2 = f"[^{_A} ][^{_A}]*| [^{_A}]+"
-_ASCII_SHIFT = re.compile(r"^[^a-zA-Z0-9_\n]+|[^a-zA-Z0-9_\n]{2,}")
+_ASCII_LEAD = re.compile(r"[^a-zA-Z0-9_\n]+")
+_ASCII_RUNS = re.compile(r"[^a-zA-Z0-9_\n]{2,}")
 
 
 @functools.lru_cache(maxsize=1)
@@ -187,14 +188,37 @@ def _fold_map(s: str, lang: str) -> tuple[str, list[int] | None, list[int] | Non
     return "".join(parts), starts, ends
 
 
+def _ascii_spans(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``source_spans`` for ASCII text: folding keeps offsets, only separator runs shift."""
+    if "\n" in text:
+        text = text.replace("\n", " ")
+    lead = _ASCII_LEAD.match(text)
+    bp_norm, bp_shift = [0], [lead.end() if lead else 0]
+    for m in _ASCII_RUNS.finditer(text, bp_shift[0]):
+        a, b = m.span()
+        shift = bp_shift[-1] + b - a - 1
+        bp_norm.append(b - shift)
+        bp_shift.append(shift)
+    if len(bp_norm) == 1:
+        d = bp_shift[0]
+        return [(a + d, b + d) for a, b in spans]
+    out = []
+    for a, b in spans:
+        sa = bp_shift[bisect.bisect_right(bp_norm, a) - 1]
+        sb = bp_shift[bisect.bisect_right(bp_norm, b - 1) - 1]
+        out.append((a + sa, b + sb))
+    return out
+
+
 def source_spans(text: str, lang: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Map (start, end) spans of ``normalize(text, lang)`` to spans of ``text``."""
+    if text.isascii() and lang not in DOTLESS_LANGS:
+        return _ascii_spans(text, spans)
     folded, starts, ends = _fold_map(text.replace("\n", " "), lang)
     # normalised index j sits at folded index j + shift, with shift growing after the stripped
     # head and after each run of two or more separators (a run of one keeps its length)
     bp_norm, bp_shift = [0], [0]
-    shift_re = _ASCII_SHIFT if folded.isascii() else _shift_re()
-    for m in shift_re.finditer(folded):
+    for m in _shift_re().finditer(folded):
         a, b = m.span()
         if a == 0:
             bp_shift[0] = b

@@ -69,3 +69,45 @@ def sentence_batches(batches: Iterable[pa.RecordBatch], *, parser: str = "fast",
             rows["text"] += [s[2] for s in sents] + [None]
             rows["reject"] += [None] * n + [reason]
         yield pa.RecordBatch.from_pydict(rows, schema=CLEAN_SCHEMA)
+
+
+RAW_FIELDS = [("lang", pa.string()), ("dump", pa.string()), ("page_id", pa.int64()),
+              ("rev_id", pa.int64()), ("title", pa.string()), ("namespace", pa.int32()),
+              ("is_redirect", pa.bool_()), ("wikitext", pa.string()), ("wikitext_len", pa.int64()),
+              ("reject", pa.string())]
+FUSED_SCHEMA = pa.schema(RAW_FIELDS + [
+    ("para_idx", pa.int32()), ("sent_idx", pa.int32()), ("sentence_id", pa.int64()),
+    ("text", pa.string()), ("text_reject", pa.string())])
+
+
+def fused_batch(rows: list[dict], lang: str, dump: str, *, namespaces: Mapping | None = None,
+                parser: str = "fast", max_bytes: int = 2_000_000,
+                timeout_s: float = 10.0) -> pa.RecordBatch:
+    """Pages and their sentences in one batch (``FUSED_SCHEMA``), wikitext not kept.
+
+    One page row per page (``para_idx = -1``, ``sent_idx`` = its sentence count,
+    ``text_reject`` = the article's cleaning reject), then its sentence rows (page columns null).
+    """
+    cols: dict[str, list] = {n: [] for n in FUSED_SCHEMA.names}
+    page_cols = [n for n, _ in RAW_FIELDS if n not in ("lang", "dump", "page_id", "wikitext")]
+    for r in rows:
+        sents: list = []
+        reason = None
+        if r["reject"] is None and r["namespace"] == 0 and not r["is_redirect"]:
+            sents, reason = page_sentences(r["wikitext"], r["wikitext_len"] or 0, lang,
+                                           namespaces=namespaces, parser=parser,
+                                           max_bytes=max_bytes, timeout_s=timeout_s)
+        n, pid = len(sents), r["page_id"]
+        base = (pid or 0) * SENTENCE_ID_BASE
+        cols["lang"] += [lang] * (n + 1)
+        cols["dump"] += [dump] + [None] * n
+        cols["page_id"] += [pid] * (n + 1)
+        cols["wikitext"] += [None] * (n + 1)
+        for c in page_cols:
+            cols[c] += [r[c]] + [None] * n
+        cols["para_idx"] += [-1] + [s[0] for s in sents]
+        cols["sent_idx"] += [n] + [s[1] for s in sents]
+        cols["sentence_id"] += [None] + list(range(base, base + n))
+        cols["text"] += [None] + [s[2] for s in sents]
+        cols["text_reject"] += [reason] + [None] * n
+    return pa.RecordBatch.from_pydict(cols, schema=FUSED_SCHEMA)

@@ -8,7 +8,8 @@ within a partition, so a page's subword count runs on across Arrow batches.
 from __future__ import annotations
 
 import functools
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pyarrow as pa
 from pyspark.sql import DataFrame

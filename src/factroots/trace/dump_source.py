@@ -22,16 +22,15 @@ from pyspark.sql.datasource import DataSource, DataSourceReader, InputPartition
 from pyspark.sql.types import StructType
 
 from factroots.text import dumps as dumpio
+from factroots.text import pagetext
 
 log = logging.getLogger(__name__)
 SOURCE_NAME = "factroots_wikidump"
-RAW_SCHEMA = pa.schema([
-    ("lang", pa.string()), ("dump", pa.string()), ("page_id", pa.int64()), ("rev_id", pa.int64()),
-    ("title", pa.string()), ("namespace", pa.int32()), ("is_redirect", pa.bool_()),
-    ("wikitext", pa.string()), ("wikitext_len", pa.int64()), ("reject", pa.string()),
-])
+RAW_SCHEMA = pa.schema(pagetext.RAW_FIELDS)
 RAW_DDL = ("lang string, dump string, page_id bigint, rev_id bigint, title string, "
            "namespace int, is_redirect boolean, wikitext string, wikitext_len bigint, reject string")
+FUSED_DDL = RAW_DDL + (", para_idx int, sent_idx int, sentence_id bigint, text string, "
+                       "text_reject string")
 # Settings a job should use for the page stages: whole pages per Arrow batch, not 10,000.
 SPARK_CONF = {"spark.sql.execution.arrow.maxRecordsPerBatch": "256"}
 
@@ -51,7 +50,7 @@ class WikiDumpSource(DataSource):
         return SOURCE_NAME
 
     def schema(self) -> str:
-        return RAW_DDL
+        return FUSED_DDL if self.options.get("with_sentences") == "true" else RAW_DDL
 
     def reader(self, schema: StructType) -> DataSourceReader:
         return WikiDumpReader(self.options)
@@ -63,14 +62,25 @@ class WikiDumpReader(DataSourceReader):
     def __init__(self, options: Mapping[str, str]) -> None:
         self.plan = json.loads(options.get("plan", "[]"))
         self.max_bytes = int(options.get("max_page_bytes", "2000000"))
+        self.fused = options.get("with_sentences") == "true"
+        self.parser = options.get("parser", "fast")
+        self.timeout_s = float(options.get("page_timeout_s", "10"))
 
     def partitions(self) -> list[InputPartition]:
+        """One input partition per planned byte range."""
         return [DumpPartition(p) for p in self.plan]
 
     def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
+        """Arrow batches of one byte range: raw pages, or pages and sentences (fused)."""
         part = partition.value
+        ns = dumpio.dump_info(part["dump"])["siteinfo"]["namespaces"] if self.fused else None
         for rows in dumpio.read_partition(part, self.max_bytes):
-            yield raw_batch(rows, part["lang"], part["dump"])
+            if self.fused:
+                yield pagetext.fused_batch(rows, part["lang"], part["dump"], namespaces=ns,
+                                           parser=self.parser, max_bytes=self.max_bytes,
+                                           timeout_s=self.timeout_s)
+            else:
+                yield raw_batch(rows, part["lang"], part["dump"])
 
 
 def raw_batch(rows: list[dict], lang: str, dump: str) -> pa.RecordBatch:
@@ -103,8 +113,15 @@ def plan_dumps(dumps: Mapping[str, list[str]], cfg: Any) -> list[dict]:
     return plan
 
 
-def read_dumps(spark: SparkSession, dumps: Mapping[str, list[str]], cfg: Any) -> DataFrame:
+def read_dumps(spark: SparkSession, dumps: Mapping[str, list[str]], cfg: Any, *,
+               with_sentences: bool = False) -> DataFrame:
     """Raw pages of ``dumps`` (lang -> paths): RAW_SCHEMA, one row per page or reject.
+
+    ``with_sentences=True`` cleans and segments in the same Python pass (no wikitext goes
+    through the JVM; about twice the throughput): FUSED_DDL, one page row per page
+    (``para_idx = -1``, wikitext null, ``text_reject`` = its cleaning reject) followed by its
+    sentence rows. ``build_pages``, ``page_stats``, ``build_sentences`` and ``sentence_stats``
+    accept either frame.
 
     Checks every file on the driver first, so a missing file or one that is not a dump fails
     with an error naming it (``DumpNotFoundError`` / ``NotADumpError``, both ``ShardError``).
@@ -112,9 +129,12 @@ def read_dumps(spark: SparkSession, dumps: Mapping[str, list[str]], cfg: Any) ->
     tc = _trace_cfg(cfg)
     plan = plan_dumps(dumps, cfg)
     if not plan:  # only empty files: an empty frame, not a failing scan
-        return spark.createDataFrame([], RAW_DDL)
+        return spark.createDataFrame([], FUSED_DDL if with_sentences else RAW_DDL)
     spark.dataSource.register(WikiDumpSource)
     return (spark.read.format(SOURCE_NAME)
             .option("plan", json.dumps(plan))
             .option("max_page_bytes", str(int(getattr(tc, "max_page_bytes", 2_000_000))))
+            .option("with_sentences", "true" if with_sentences else "false")
+            .option("parser", str(getattr(tc, "parser", "fast")))
+            .option("page_timeout_s", str(float(getattr(tc, "page_timeout_s", 10.0))))
             .load())

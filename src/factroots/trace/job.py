@@ -20,7 +20,6 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -29,7 +28,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from factroots import storage
+from factroots import storage, tables
 from factroots.config import RunConfig, to_dict
 from factroots.errors import ShardError
 from factroots.text.chunking import tokenizer_key
@@ -48,6 +47,8 @@ STAGE_VERSION = "trace-1"
 TABLES = ("pages", "sentences", "mentions", "cooccurrence")
 KEYS = {"pages": ("page_id",), "sentences": ("sentence_id",),
         "mentions": ("sentence_id", "uri", "role", "start"), "cooccurrence": ("uuid",)}
+_DDL = {"string": "string", "int64": "bigint", "int32": "int", "bool": "boolean",
+        "list<item: int64>": "array<bigint>"}
 _NOT_RESULTS = ("spark_master", "spark_conf", "page_batch_rows", "partitions_per_file")
 
 
@@ -120,8 +121,13 @@ def _commit(cfg: RunConfig, table: str, staged: Path, langs: list[str], stats: d
 
 
 def _read_back(spark: SparkSession, cfg: RunConfig, table: str, langs: list[str]) -> DataFrame:
+    """The committed partitions of ``langs`` (those with rows) as one DataFrame."""
     base = storage.table_dir(cfg.out, table)
-    paths = [str(storage.partition_dir(cfg.out, table, lg)) for lg in langs]
+    paths = [str(p) for lg in langs
+             if any((p := storage.partition_dir(cfg.out, table, lg)).glob("*.parquet"))]
+    if not paths:  # no rows at all: an empty frame of the declared schema
+        ddl = ", ".join(f"`{f.name}` {_DDL[str(f.type)]}" for f in tables.spec(table).schema)
+        return spark.createDataFrame([], ddl)
     return spark.read.option("basePath", str(base)).parquet(*paths)
 
 
@@ -159,8 +165,12 @@ def run(spark: SparkSession, cfg: RunConfig) -> Path:
         report[lang] = {"status": "done" if lang in todo else "skipped", "dumps": dumps[lang],
                         "fingerprint": fps[lang]}
     if todo:
-        _run_langs(spark, cfg, facts, {lg: dumps[lg] for lg in todo}, fps, tok_json, tok_desc,
-                   report)
+        batch_rows = spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch", "10000")
+        try:
+            _run_langs(spark, cfg, facts, {lg: dumps[lg] for lg in todo}, fps, tok_json,
+                       tok_desc, report)
+        finally:
+            spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", batch_rows)
     _write_report(cfg, report)
     return storage.table_dir(cfg.out, "cooccurrence")
 
@@ -216,10 +226,7 @@ def _mentions_and_cooccurrence(spark: SparkSession, cfg: RunConfig, facts: pa.Ta
     mentions = build_mentions(sents, _via_parquet(spark, cfg, names, "names"), cfg)
     staged = _staged_write(mentions, cfg, "mentions")
     m_back = spark.read.parquet(str(staged)).groupBy("lang", "strictness").count().collect()
-    n_sent = {r["lang"]: r["count"] for r in sents.groupBy("lang").count().collect()}
-    mstats = {lg: {"sentences": n_sent.get(lg, 0), **{f"names_{k}": v for k, v in
-                                                       name_stats.get(lg, {}).items()}}
-              for lg in langs}
+    mstats = {lg: {f"names_{k}": v for k, v in name_stats.get(lg, {}).items()} for lg in langs}
     for r in m_back:
         mstats[r["lang"]][f"mentions_{r['strictness']}"] = r["count"]
     _commit(cfg, "mentions", staged, langs, mstats, fps, extra)

@@ -10,7 +10,8 @@ language's Aho–Corasick automaton once, on first use, and caches it by the nam
 from __future__ import annotations
 
 import functools
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -77,16 +78,13 @@ def _mentions_of(batch: pa.RecordBatch, lang: str, info: dict, lists: Any) -> pa
 def mention_batches(batches: Iterator[pa.RecordBatch], infos: dict, lists: Any
                     ) -> Iterator[pa.RecordBatch]:
     """mapInArrow body: sentences (lang, sentence_id, page_id, text) -> mention rows."""
-    schema = tables.spec("mentions").schema
     for batch in batches:
         langs = batch.column("lang")
         for lang in pc.unique(langs).to_pylist():
             if lang not in infos:
                 continue
             sub = batch.filter(pc.equal(langs, lang)) if len(infos) > 1 else batch
-            t = _mentions_of(sub, lang, infos[lang], lists)
-            for rb in tables.conform("mentions", t).cast(schema).to_batches():
-                yield rb
+            yield from tables.conform("mentions", _mentions_of(sub, lang, infos[lang], lists)).to_batches()
 
 
 def build_mentions(sentences_df: DataFrame, names_df: DataFrame, cfg: Any) -> DataFrame:

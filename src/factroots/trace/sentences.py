@@ -37,20 +37,27 @@ def sentences_of(clean_df: DataFrame) -> DataFrame:
 
 
 def build_sentences(raw_df: DataFrame, cfg: Any) -> DataFrame:
-    """Sentences of the articles of ``raw_df`` (exactly the ``sentences`` schema)."""
+    """Sentences of the articles of ``raw_df`` (exactly the ``sentences`` schema); a fused
+    frame (``read_dumps(with_sentences=True)``) already holds them."""
+    if "text" in raw_df.columns:
+        return sentences_of(raw_df)
     return sentences_of(clean_pages(raw_df, cfg))
 
 
 def sentence_stats(clean_df: DataFrame) -> dict[str, dict]:
-    """Per language: ``in`` (articles), ``out`` (articles cleaned), ``rejected_<reason>`` for
+    """From ``clean_pages`` output or a fused frame, per language: ``in`` (articles), ``out`` (articles cleaned), ``rejected_<reason>`` for
     oversized / timeout / clean_error, ``sentences`` and ``empty_articles`` (no sentence)."""
     marker = F.col("para_idx") < 0
+    reject = F.col("reject")
+    if "text_reject" in clean_df.columns:  # a fused frame: its page rows of articles
+        marker = marker & F.col("reject").isNull() & (F.col("namespace") == 0) & ~F.col("is_redirect")
+        reject = F.col("text_reject")
     aggs = [F.sum(marker.cast("long")).alias("in"),
-            F.sum((marker & F.col("reject").isNull()).cast("long")).alias("out"),
-            F.sum((~marker).cast("long")).alias("sentences"),
-            F.sum((marker & F.col("reject").isNull() & (F.col("sent_idx") == 0)).cast("long"))
+            F.sum((marker & reject.isNull()).cast("long")).alias("out"),
+            F.sum((F.col("para_idx") >= 0).cast("long")).alias("sentences"),
+            F.sum((marker & reject.isNull() & (F.col("sent_idx") == 0)).cast("long"))
             .alias("empty_articles")]
-    aggs += [F.sum((marker & (F.col("reject") == r)).cast("long")).alias(f"rejected_{r}")
+    aggs += [F.sum((marker & (reject == r)).cast("long")).alias(f"rejected_{r}")
              for r in SENTENCE_REJECTS]
     out = {}
     for row in clean_df.groupBy("lang").agg(*aggs).collect():

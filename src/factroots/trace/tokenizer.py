@@ -50,13 +50,17 @@ def _from_transformers(name: str) -> str | None:
         return None
 
 
+def _looks_like_hub_id(name: str) -> bool:
+    return "/" not in name.strip("/") or name.count("/") == 1 and not name.startswith((".", "/"))
+
+
 def resolve_tokenizer(cfg: RunConfig) -> tuple[str | None, str]:
     """(tokenizer JSON or None, a description for the manifest)."""
     name = cfg.trace.chunk_tokenizer
     explicit = name is not None
     if name is None:
         model = cfg.probe.model
-        if model == "lab" or not cfg.path(model).exists():
+        if model == "lab" or not (cfg.path(model).exists() or _looks_like_hub_id(model)):
             log.warning("trace: no chunk tokenizer (probe.model=%s is not a local folder): "
                         "chunks count words and punctuation", model)
             return None, "whitespace"

@@ -1,0 +1,86 @@
+"""The main job end to end on a small budget: facts -> lab -> trace -> probe -> neurons -> label
+-> lab check -> report, then the lab comparison and a rerun that redoes nothing."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from factroots import pipeline, storage
+from factroots.config import load_config
+
+pytestmark = [pytest.mark.e2e, pytest.mark.spark, pytest.mark.probe]
+
+LANGS = ["en", "vi"]
+SMALL = {
+    "langs": LANGS, "relations": ["P17", "P19", "P27", "P36", "P103", "P1412", "P138", "P30"],
+    "lab.langs": LANGS, "lab.facts_per_group": 8, "lab.repeats": 12, "lab.max_steps": 300,
+    "lab.hidden_size": 96, "lab.layers": 2, "lab.vocab_size": 4000, "lab.train_minutes": 6.0,
+    "probe.partial": False, "probe.device": "cpu", "neurons.top_k": 40, "neurons.overlap_k": 20,
+}
+
+
+@pytest.fixture(scope="module")
+def main_job(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, Path]:
+    out = tmp_path_factory.mktemp("main_job")
+    cfg = load_config(None, {"out": str(out), **SMALL})
+    report = pipeline.run(cfg)
+    return cfg, Path(report)
+
+
+def _check(out: Path) -> dict[tuple[str, str], tuple[float, int, int]]:
+    t = storage.read_table(out, "lab_check").to_pylist()
+    return {(r["lang"], r["metric"]): (r["value"], r["numerator"], r["denominator"]) for r in t}
+
+
+def test_every_table_is_written_for_every_language(main_job) -> None:  # type: ignore[no-untyped-def]
+    cfg, report = main_job
+    out = Path(cfg.out)
+    for table in ("facts", "planted_facts", "sentences", "cooccurrence", "predictions",
+                  "status", "fact_labels", "lab_check"):
+        assert storage.done_langs(out, table) == sorted(LANGS), table
+    assert report.is_file() and report.suffix == ".md"
+    times = json.loads((out / "run_times.json").read_text())
+    assert set(times) >= {"facts", "lab build", "trace", "probe", "neurons", "label", "report"}
+
+
+def test_the_trace_finds_exactly_what_the_corpus_holds(main_job) -> None:  # type: ignore[no-untyped-def]
+    cfg, _ = main_job
+    m = _check(Path(cfg.out))
+    for lg in LANGS:
+        _, num, den = m[(lg, "trace_finds_planted")]
+        assert den > 0 and num == den, (lg, m[(lg, "trace_finds_planted")])
+        _, num, den = m[(lg, "trace_beyond_plan_in_corpus")]
+        assert num == den, (lg, num, den)
+        value, num, den = m[(lg, "trace_finds_real_sentence")]  # a chunk may cut a sentence
+        assert den == 0 or value >= 0.8, (lg, num, den)
+
+
+def test_the_model_learnt_the_planted_facts_and_the_labels_are_scored(main_job) -> None:  # type: ignore[no-untyped-def]
+    cfg, _ = main_job
+    m = _check(Path(cfg.out))
+    for lg in LANGS:
+        value, num, den = m[(lg, "p1_planted")]
+        assert den > 0 and value >= 0.5, (lg, value, num, den)
+        assert m[(lg, "p1_background")][0] < value
+        for metric in ("transferred_precision", "transferred_recall"):
+            v, num, den = m[(lg, metric)]
+            assert (den == 0 and math.isnan(v)) or 0.0 <= v <= 1.0
+    assert (Path(cfg.out) / "lab" / "check.md").read_text().startswith("| metric |")
+
+
+def test_a_rerun_skips_finished_work(main_job) -> None:  # type: ignore[no-untyped-def]
+    cfg, _ = main_job
+    out = Path(cfg.out)
+    before = {lg: storage.read_manifest(out, "predictions", lg)["created"] for lg in LANGS}
+    model = (out / "lab" / "model" / "model.safetensors").stat().st_mtime
+    from factroots.lab import job as lab_job
+    from factroots.probe import job as probe_job
+
+    lab_job.build(cfg)
+    probe_job.run(pipeline.resolve_lab(cfg))
+    assert (out / "lab" / "model" / "model.safetensors").stat().st_mtime == model
+    assert {lg: storage.read_manifest(out, "predictions", lg)["created"] for lg in LANGS} == before
