@@ -225,3 +225,10 @@ def test_write_multistream_escapes_and_flags(tmp_path):
         (1, "A & B <c>", 0, False, 9), (2, "Redir", 0, True, 2), (3, "Category:Cats", 14, False, 3)]
     assert rows[0]["wikitext"] == pages[0]["text"] and rows[2]["wikitext"] == ""
     assert dumps.dump_info(str(dump))["siteinfo"]["namespaces"][14] == "Kategorie"
+
+
+def test_index_names_of_wikimedia_dumps():
+    assert index_path_for("/d/enwiki-20240601-pages-articles-multistream.xml.bz2").name == \
+        "enwiki-20240601-pages-articles-multistream-index.txt.bz2"
+    assert index_path_for("enwiki-20240601-pages-articles-multistream3.xml-p151574p311329.bz2").name == \
+        "enwiki-20240601-pages-articles-multistream-index3.txt-p151574p311329.bz2"

@@ -10,6 +10,7 @@ Used for the bundled samples, the lab corpus and the benchmark dumps.
 from __future__ import annotations
 
 import bz2
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
@@ -25,10 +26,17 @@ DEFAULT_NAMESPACES: dict[int, str] = {
 }
 
 
+_SPLIT_DUMP = re.compile(r"^(.*-multistream)(\d+)\.xml(-p\d+p\d+)\.bz2$")
+
+
 def index_path_for(dump_path: str | Path) -> Path:
-    """The index file Wikimedia puts beside a multistream dump (``…-index.txt.bz2``)."""
+    """The index file Wikimedia puts beside a multistream dump (``…-index.txt.bz2``; for the
+    split ``…-multistream3.xml-p1p9.bz2`` files, ``…-multistream-index3.txt-p1p9.bz2``)."""
     p = Path(dump_path)
     name = p.name
+    m = _SPLIT_DUMP.match(name)
+    if m:
+        return p.with_name(f"{m.group(1)}-index{m.group(2)}.txt{m.group(3)}.bz2")
     for suffix in (".xml.bz2", ".bz2", ".xml"):
         if name.endswith(suffix):
             name = name[: -len(suffix)]
