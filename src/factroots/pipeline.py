@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+# Idle OpenMP threads sleep instead of spinning: on a busy machine (shared CI cores, Spark
+# workers) spinning made each training step 10x slower. Must be set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from factroots.config import RunConfig
 from factroots.errors import ConfigError

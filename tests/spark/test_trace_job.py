@@ -78,6 +78,7 @@ def test_every_language_is_traced_and_the_missing_dump_reported(run_dir: Path) -
             assert storage.is_done(run_dir / "out", table, lang), (table, lang)
         st = storage.read_stats(run_dir / "out", "cooccurrence", lang)
         assert st["in"] == st["out"] > 0 and st["window"] == "sentence"
+        assert st["mentions_over_cap"] >= 0 and 0 < st["present"] <= st["out"]
         m = storage.read_manifest(run_dir / "out", "cooccurrence", lang)
         assert m["inputs"]["chunk_tokenizer"].endswith("tok.json")
         assert storage.read_stats(run_dir / "out", "mentions", lang)["names_rejected_short"] >= 0
@@ -90,7 +91,8 @@ def test_cooccurrences_checked_by_hand(run_dir: Path, lang: str, uuid: str, sub:
     row = next(r for r in storage.read_table(out, "cooccurrence", [lang]).to_pylist()
                if r["uuid"] == uuid)
     assert row["cooc_sentence"] >= 1 and row["cooc_document"] >= 1 and row["present"]
-    assert row["cooc_chunk"] >= 1 and not row["sub_contains_obj"]
+    # no cooc_chunk check: a 512-subword cut may fall inside the sentence (it does for en here)
+    assert not row["sub_contains_obj"]
     sents = storage.read_table(out, "sentences", [lang])
     text = dict(zip(sents["sentence_id"].to_pylist(), sents["text"].to_pylist()))
     evidence = [text[s] for s in row["evidence"]]

@@ -61,6 +61,8 @@ def test_each_group_gets_naming_shared_token_and_shared_name_facts() -> None:
         assert (q["easy_category"] == pf.NAMING).sum() >= 2, g
         assert (q["easy_category"] == pf.SHARED).sum() >= 1, g
         assert q["shared_names"].sum() >= 1, g
+    allg = planned[planned["group"] == "all"]
+    assert allg["shared_names"].sum() >= planned[planned["group"] == "none"]["shared_names"].sum()
 
 
 def test_plan_is_seeded_and_skips_facts_already_in_the_real_text() -> None:

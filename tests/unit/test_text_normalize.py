@@ -67,3 +67,21 @@ def test_source_spans_map_back_to_the_original() -> None:
 
 def test_normalizer_is_versioned() -> None:
     assert NORMALIZER.endswith("_v1")
+
+
+def test_ascii_offsets_found_in_one_pass_match_the_reference() -> None:
+    import random
+    import string
+
+    from factroots.text.normalize import ascii_shifts, normalize_py, shifted_spans
+
+    rng = random.Random(2)
+    chars = string.ascii_letters[:6] + " ,.-()'\n"
+    texts = ["".join(rng.choice(chars) for _ in range(rng.randint(0, 30))) for _ in range(500)]
+    for t, bp in zip(texts, ascii_shifts(texts)):
+        n = normalize_py(t, "en")
+        words = [(i, j) for i in range(len(n)) for j in range(i + 1, len(n) + 1)
+                 if (i == 0 or n[i - 1] == " ") and (j == len(n) or n[j] == " ")
+                 and n[i] != " " and n[j - 1] != " "]
+        for (s, e), (i, j) in zip(shifted_spans(bp, words), words):
+            assert normalize_py(t[s:e], "en") == n[i:j], (t, (s, e), (i, j))

@@ -231,13 +231,15 @@ def _evaluate(model_dir: Path, plan: pa.Table, facts: pa.Table, langs: list[str]
     prompts = [(t.replace("[X]", s.strip()), o.strip())
                for t, s, o in zip(p["template"], p["sub_label"], p["obj_label"])]
     p["correct"] = lt.p_at_1(model_dir, prompts)
-    ev: dict[str, dict] = {"planted": {}, "transfer": {}, "none": {}}
+    ev: dict[str, dict] = {"planted": {}, "transfer": {}, "transfer_shared_names": {}, "none": {}}
     for lg in langs:
         q = p[p["lang"] == lg]
         planted = q[q["n_planted"] > 0]
         other = q[(q["n_planted"] == 0) & q["group"].str.startswith("only_")]
         ev["planted"][lg] = float(planted["correct"].mean()) if len(planted) else 0.0
         ev["transfer"][lg] = float(other["correct"].mean()) if len(other) else 0.0
+        sh = other[other["shared_names"]]
+        ev["transfer_shared_names"][lg] = float(sh["correct"].mean()) if len(sh) else 0.0
         ev["none"][lg] = float(q[q["group"] == pf.NONE]["correct"].mean()) if len(q) else 0.0
     return ev
 

@@ -2,7 +2,7 @@
 
 The lab knows the truth: which (fact, language) pairs its corpus holds (planted, already in the
 real text, or by other planted facts' names; page level) and what the model answers. Per lab
-language it reports, as value = numerator / denominator:
+language it reports, as value = numerator / denominator (null when the denominator is 0):
 
 - trace: the share of planted facts the trace finds present (expected 1.0; also at sentence
   level), the share of facts it finds beyond the plan that the corpus really holds (expected
@@ -78,6 +78,8 @@ def _lang_rows(q: pd.DataFrame, lang: str) -> list:
             q["in_real_sentence"].sum())
     groups = {"planted": q["planted"],
               "only_other": q["group"].str.startswith("only_") & ~q["planted"],
+              "only_other_shared_names": (q["group"].str.startswith("only_") & ~q["planted"]
+                                          & q["shared_names"]),
               "control": q["group"] == "none", "background": q["group"] == "background"}
     for name, m in groups.items():
         _metric(rows, lang, f"p1_{name}", (m & q["correct"]).sum(), m.sum())

@@ -29,6 +29,7 @@ from factroots import tables
 ALL, NONE, BACKGROUND = "all", "none", "background"
 SHARED, NAMING, OTHERS = "shared_entity_tokens", "naming_cues", "others"
 NAMING_SHARE, SHARED_SHARE = 0.2, 0.15  # of each group: naming-cue and shared-token facts
+ALL_SHARED_NAMES = True  # fill the `all` group's other facts with shared-name facts first
 
 Presence = Mapping[tuple[str, str], tuple[bool, bool]]  # (lang, uuid) -> (document, sentence)
 
@@ -121,6 +122,10 @@ def assign_groups(facts: pd.DataFrame, real: Presence, langs: list[str], per_gro
                 if pools[kind]:
                     out[pools[kind].pop()] = g
                     filled[g] += 1
+    if ALL_SHARED_NAMES:  # the `all` group teaches that a name means one thing in every language
+        while filled[ALL] < per_group and pools["shared_names"]:
+            out[pools["shared_names"].pop()] = ALL
+            filled[ALL] += 1
     rest = pools[OTHERS] + pools["shared_names"] + pools[NAMING] + pools[SHARED]
     for g in groups:  # fill up with other facts, then whatever is left
         while filled[g] < per_group and rest:

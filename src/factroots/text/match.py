@@ -27,7 +27,14 @@ from typing import NamedTuple
 import ahocorasick
 import pyarrow as pa
 
-from factroots.text.normalize import NORMALIZER, normalize_batch, source_spans
+from factroots.text.normalize import (
+    DOTLESS_LANGS,
+    NORMALIZER,
+    ascii_shifts,
+    normalize_batch,
+    shifted_spans,
+    source_spans,
+)
 
 MATCHER = "aho_v1"
 MODES = ("word", "left", "substring")
@@ -133,18 +140,26 @@ class Matcher:
     def find(self, texts: Sequence[str] | pa.Array) -> list[Hit]:
         """Hits with start/end as offsets into the original texts (``text[start:end]``)."""
         hits = self.find_normalized(texts)
-        out: list[Hit] = []
-        k, n = 0, len(hits)
         if isinstance(texts, (pa.Array, pa.ChunkedArray)):
             texts = texts.to_pylist()  # one conversion beats one per hit text
-        while k < n:  # hits come grouped by text, in text order
-            t = hits[k][0]
+        groups: list[tuple[int, int, int]] = []  # (text, first hit, end): hits come in text order
+        k, n = 0, len(hits)
+        while k < n:
             j = k
-            while j < n and hits[j][0] == t:
+            while j < n and hits[j][0] == hits[k][0]:
                 j += 1
-            spans = source_spans(texts[t], self.lang, [(h[2], h[3]) for h in hits[k:j]])
-            out += [Hit(t, h[1], a, b, h[4]) for h, (a, b) in zip(hits[k:j], spans)]
+            groups.append((hits[k][0], k, j))
             k = j
+        # ASCII texts: every shift found in one regex pass over all of them
+        ascii_ok = self.lang not in DOTLESS_LANGS
+        fast = [g for g in groups if ascii_ok and texts[g[0]].isascii()]
+        shifts = dict(zip((g[0] for g in fast), ascii_shifts([texts[g[0]] for g in fast])))
+        out: list[Hit] = []
+        for t, a, b in groups:
+            spans = [(h[2], h[3]) for h in hits[a:b]]
+            mapped = (shifted_spans(shifts[t], spans) if t in shifts
+                      else source_spans(texts[t], self.lang, spans))
+            out += [Hit(t, h[1], s, e, h[4]) for h, (s, e) in zip(hits[a:b], mapped)]
         return out
 
 

@@ -188,6 +188,46 @@ def _fold_map(s: str, lang: str) -> tuple[str, list[int] | None, list[int] | Non
     return "".join(parts), starts, ends
 
 
+_ASCII_BATCH = re.compile(r"\x00[^a-zA-Z0-9_\x00]+|[^a-zA-Z0-9_\x00]{2,}")
+
+
+def ascii_shifts(texts: list[str]) -> list[tuple[list[int], list[int]]]:
+    """For ASCII texts, the breakpoints of ``_ascii_spans`` found in one regex pass over all.
+
+    Returns per text (normalised positions, shifts): normalised index j sits at original
+    index j + shift of the last breakpoint <= j.
+    """
+    joined = "\x00" + "\x00".join(texts).replace("\n", " ")
+    bounds, pos = [], 1
+    for t in texts:
+        bounds.append(pos)
+        pos += len(t) + 1
+    out: list[tuple[list[int], list[int]]] = [([0], [0]) for _ in texts]
+    for m in _ASCII_BATCH.finditer(joined):
+        a, b = m.span()
+        if joined[a] == "\x00":  # the leading separators of the text that starts at a + 1
+            j = bisect.bisect_right(bounds, a + 1) - 1
+            out[j][1][0] = b - bounds[j]
+            continue
+        j = bisect.bisect_right(bounds, a) - 1
+        bp_norm, bp_shift = out[j]
+        shift = bp_shift[-1] + b - a - 1
+        bp_norm.append(b - bounds[j] - shift)
+        bp_shift.append(shift)
+    return out
+
+
+def shifted_spans(bp: tuple[list[int], list[int]], spans: list[tuple[int, int]]
+                  ) -> list[tuple[int, int]]:
+    """Apply ``ascii_shifts`` breakpoints to (start, end) spans of the normalised text."""
+    bp_norm, bp_shift = bp
+    if len(bp_norm) == 1:
+        d = bp_shift[0]
+        return [(a + d, b + d) for a, b in spans]
+    return [(a + bp_shift[bisect.bisect_right(bp_norm, a) - 1],
+             b + bp_shift[bisect.bisect_right(bp_norm, b - 1) - 1]) for a, b in spans]
+
+
 def _ascii_spans(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """``source_spans`` for ASCII text: folding keeps offsets, only separator runs shift."""
     if "\n" in text:

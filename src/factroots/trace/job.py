@@ -243,6 +243,14 @@ def _mentions_and_cooccurrence(spark: SparkSession, cfg: RunConfig, facts: pa.Ta
                    "min_count": cfg.trace.min_count} for lg in langs}
     for r in agg:
         cstats[r["lang"]].update(out=r["out"], present=int(r["present"] or 0))
+    cap = cfg.trace.max_mentions_per_sentence
+    over = (_read_back(spark, cfg, "mentions", langs).groupBy("lang", "sentence_id").count()
+            .where(F.col("count") > cap).groupBy("lang")
+            .agg(F.sum(F.col("count") - cap).alias("n")).collect())
+    for lg in langs:  # mentions left out of pairing by trace.max_mentions_per_sentence
+        cstats[lg]["mentions_over_cap"] = 0
+    for r in over:
+        cstats[r["lang"]]["mentions_over_cap"] = int(r["n"])
     _commit(cfg, "cooccurrence", staged, langs, cstats, fps, extra)
     for lg in langs:
         report[lg].update(present=cstats[lg]["present"], facts=n_facts[lg])

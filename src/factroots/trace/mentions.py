@@ -80,10 +80,11 @@ def mention_batches(batches: Iterator[pa.RecordBatch], infos: dict, lists: Any
     """mapInArrow body: sentences (lang, sentence_id, page_id, text) -> mention rows."""
     for batch in batches:
         langs = batch.column("lang")
-        for lang in pc.unique(langs).to_pylist():
-            if lang not in infos:
+        present = pc.unique(langs).to_pylist()
+        for lang in present:
+            if lang not in infos:  # a language without names: nothing to find
                 continue
-            sub = batch.filter(pc.equal(langs, lang)) if len(infos) > 1 else batch
+            sub = batch.filter(pc.equal(langs, lang)) if len(present) > 1 else batch
             yield from tables.conform("mentions", _mentions_of(sub, lang, infos[lang], lists)).to_batches()
 
 

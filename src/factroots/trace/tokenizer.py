@@ -51,7 +51,8 @@ def _from_transformers(name: str) -> str | None:
 
 
 def _looks_like_hub_id(name: str) -> bool:
-    return "/" not in name.strip("/") or name.count("/") == 1 and not name.startswith((".", "/"))
+    """``bert-base-multilingual-cased`` or ``org/model``; not a filesystem path."""
+    return not name.startswith((".", "/", "~")) and name.count("/") <= 1
 
 
 def resolve_tokenizer(cfg: RunConfig) -> tuple[str | None, str]:
