@@ -158,9 +158,9 @@ class ReportConfig:
 class LabConfig:
     """The controlled experiment and embedded default model."""
 
-    langs: list = opt(["en", "uk", "vi"], "languages of the lab (must have bundled dump "
-                                          "samples): en and vi share many Latin-script names, "
-                                          "uk is another script; bg's sample has one article")
+    langs: list = opt(["en", "uk", "bg"], "languages of the lab (must have bundled dump "
+                                          "samples); uk and bg share many Cyrillic names, "
+                                          "through which a small model transfers facts")
     seed: int = opt(0, "seed for the plan, corpus and training")
     facts_per_group: int = opt(30, "facts per plan group")
     repeats: int = opt(30, "how often a planted fact is written into the corpus")
