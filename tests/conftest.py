@@ -53,3 +53,4 @@ def device(request: pytest.FixtureRequest) -> str:
 
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -104,23 +104,9 @@ def run(cfg: RunConfig) -> Path:
         result = job(resolved if name not in ("facts", "lab build") else cfg)
         times[name] = round(time.perf_counter() - t0, 1)
         _say(f"{name}: done in {times[name]} s -> {result}")
-    if uses_lab(cfg) and Path(result).suffix == ".md":
-        add_lab_section(Path(result), cfg)
     times["total"] = round(time.perf_counter() - t_all, 1)
     out = cfg.path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "run_times.json").write_text(json.dumps(times, indent=1), encoding="utf-8")
     _say("wall time per stage: " + ", ".join(f"{k} {v} s" for k, v in times.items()))
     return result
-
-
-def add_lab_section(report: Path, cfg: RunConfig) -> None:
-    """Append the lab check to report.md when the report stage did not include one."""
-    check = Path(cfg.path(cfg.out)) / "lab" / "check.md"
-    text = report.read_text(encoding="utf-8") if report.is_file() else ""
-    if not check.is_file() or "lab check" in text.lower():
-        return
-    intro = ("\n## Lab check: labels against the planted truth\n\n"
-             "The lab model was trained on a corpus whose facts we planted (docs/lab.md); each "
-             "cell is value (numerator/denominator).\n\n")
-    report.write_text(text + intro + check.read_text(encoding="utf-8"), encoding="utf-8")

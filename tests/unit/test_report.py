@@ -123,3 +123,21 @@ def test_corpus_figure_falls_back_to_sentences(run_dir: Path) -> None:
     assert fig is not None and "sentences" in fig.axes[0].get_xlabel()
     assert "too few for r" in fig.axes[0].get_title()
     figures.plt.close(fig)
+
+
+def test_report_shows_the_lab_check_when_present(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    from factroots import tables
+
+    write(tmp_path, "facts", facts([("en", "a", "P19"), ("uk", "a", "P19")]))
+    plain = report_job.run(load_config(None, {"out": str(tmp_path)})).read_text()
+    assert "Lab check" not in plain and "`lab_check` is missing" not in plain
+    check = tables.conform("lab_check", pa.table({
+        "lang": ["en", "en", "uk"], "metric": ["trace_recall_planted", "transferred_precision",
+                                              "trace_recall_planted"],
+        "value": [1.0, 0.0, 0.75], "numerator": [60, 0, 45], "denominator": [60, 0, 60]}))
+    write(tmp_path, "lab_check", check)
+    text = report_job.run(load_config(None, {"out": str(tmp_path)})).read_text()
+    assert "## Lab check: labels against the planted truth" in text
+    assert "100.0% (60/60)" in text and "75.0% (45/60)" in text and "–" in text

@@ -215,6 +215,19 @@ def label_blocks(res: R.Results, figs: dict) -> list[Block]:
     return blocks + _img(figs, "labels", "Label proportions per language")
 
 
+def lab_blocks(res: R.Results) -> list[Block]:
+    """The lab check (only for lab runs): labels and trace against the planted truth."""
+    t = R.lab_check_table(res)
+    if t.empty:
+        return []
+    return [("h2", "Lab check: labels against the planted truth"),
+            ("p", "The lab model was trained on a corpus whose facts were planted (docs/lab.md). "
+                  "Trace recall of planted facts and the precision of co-occurrences beyond the "
+                  "plan are expected at 100 %; each cell is value (numerator/denominator), – "
+                  "where the denominator is 0."),
+            ("table", t)]
+
+
 def build_report(res: R.Results, run: dict, figs: dict, folder: Path, *, formats: list[str],
                  min_facts: int, top: int, reference: tuple) -> Path:
     """Write report.md (and report.html) into ``folder``; return the Markdown path."""
@@ -225,6 +238,7 @@ def build_report(res: R.Results, run: dict, figs: dict, folder: Path, *, formats
         blocks += [("h2", "Missing inputs")] + [("note", n) for n in res.notes]
     blocks += p1_blocks(res, figs, min_facts, reference) + presence_blocks(res, figs, min_facts)
     blocks += overlap_blocks(res, figs, top) + corpus_blocks(res, figs) + label_blocks(res, figs)
+    blocks += lab_blocks(res)
     md = folder / "report.md"
     md.write_text(to_markdown(blocks, folder), encoding="utf-8")
     if "html" in formats:

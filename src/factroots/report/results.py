@@ -24,7 +24,9 @@ COLUMNS = {
     "fact_labels": ["lang", "uuid", "status", "label", "reason", "shared_with",
                     "partner_langs", "partner_jaccard", "partner_threshold"],
     "overlap": ["lang", "other_lang", "mean_jaccard", "n_facts", "top_k"],
+    "lab_check": ["lang", "metric", "value", "numerator", "denominator"],
 }
+OPTIONAL = {"lab_check"}  # only lab runs have it: its absence is not a missing stage
 LABEL_ORDER = ["transferred", "shared", "independent", "cue_explained", "unlabelled"]
 EASY_ORDER = ["shared_entity_tokens", "naming_cues", "others"]
 
@@ -73,10 +75,11 @@ def load_results(out: str | Path, langs: list[str] | None = None) -> Results:
         res.manifests[name] = {lg: storage.read_manifest(out, name, lg) or {} for lg in done}
         if not done:
             res.tables[name] = None
-            res.notes.append(f"`{name}` is missing: its stage did not run for these languages")
+            if name not in OPTIONAL:
+                res.notes.append(f"`{name}` is missing: its stage did not run for these languages")
             continue
         res.tables[name] = storage.read_table(out, name, done, columns=cols).to_pandas()
-        lacking = sorted(set(langs) - set(done)) if name != "overlap" else []
+        lacking = sorted(set(langs) - set(done)) if name not in {"overlap"} | OPTIONAL else []
         if lacking:
             res.notes.append(f"`{name}` lacks {', '.join(lacking)}")
     for m in res.manifests.get("status", {}).values():
@@ -193,3 +196,15 @@ def overlap_matrix(res: Results, top: int = 30) -> pd.DataFrame:
             if np.isnan(m.loc[b, a]):
                 m.loc[b, a] = j
     return m
+
+
+def lab_check_table(res: Results) -> pd.DataFrame:
+    """The lab check as metrics x languages, each cell 'value (numerator/denominator)'."""
+    c = res.get("lab_check")
+    if c is None or c.empty:
+        return pd.DataFrame()
+    cell = [("–" if d == 0 else f"{100 * v:.1f}% ({n}/{d})")
+            for v, n, d in zip(c["value"], c["numerator"], c["denominator"])]
+    wide = c.assign(cell=cell).pivot(index="metric", columns="lang", values="cell")
+    order = list(dict.fromkeys(c["metric"]))
+    return wide.reindex(order).reset_index().rename_axis(None, axis=1).fillna("")
