@@ -19,8 +19,9 @@ import os
 import shutil
 import subprocess
 import uuid as _uuid
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -107,7 +108,7 @@ def commit_partition(out: str | Path, table: str, lang: str, staged: Path, *, ro
                           "count every dropped row under rejected_<reason>")
     manifest = {"table": table, "lang": lang, "rows": rows, "code_version": code_version(),
                 "fingerprint": fp, "inputs": dict(inputs or {}), "config": dict(config or {}),
-                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+                "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
     (staged / MANIFEST).write_text(json.dumps(manifest, indent=1, default=str), encoding="utf-8")
     if stats is not None:
         (staged / STATS).write_text(json.dumps(dict(stats), indent=1), encoding="utf-8")

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 import torch
 from mlama_slice import FACTS, TEMPLATES
+from probe_inputs import slice_tables, write_inputs  # noqa: F401  (re-exported)
 from tokenizers import (
     AddedToken,
     Tokenizer,
@@ -27,8 +27,6 @@ from tokenizers import (
     processors,
     trainers,
 )
-
-from factroots import storage, tables
 
 # The tiny models run fastest on one thread, and CI has two cores shared by other work.
 torch.set_num_threads(1)
@@ -109,33 +107,3 @@ def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_xlmr_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A saved tiny XLMRobertaForMaskedLM with a Unigram "▁" tokenizer trained on mLAMA."""
     return _xlmr(tmp_path_factory.mktemp("tiny_xlmr"))
-
-
-def slice_tables(langs: tuple[str, ...] = ("en", "de", "zh")) -> dict[str, pa.Table]:
-    """`facts`, `templates` and `candidates` of the slice (candidates = distinct objects)."""
-    facts = [{"lang": lang, "relation": rel, "uuid": u, "lineid": li, "sub_uri": su, "sub_label": s,
-                  "obj_uri": ou, "obj_label": o, "template": TEMPLATES[(lang, rel)]}
-             for lang, rel, u, li, su, s, ou, o in FACTS if lang in langs]
-    temps = [{"lang": lg, "relation": r, "template": t} for (lg, r), t in sorted(TEMPLATES.items())
-             if lg in langs]
-    seen, cands = set(), []
-    for f in facts:
-        key = (f["lang"], f["relation"], f["obj_label"])
-        if key not in seen:
-            seen.add(key)
-            cands.append({"lang": key[0], "relation": key[1], "candidate": key[2], "source": "facts"})
-    return {"facts": tables.conform("facts", pa.Table.from_pylist(facts)),
-            "templates": tables.conform("templates", pa.Table.from_pylist(temps)),
-            "candidates": tables.conform("candidates", pa.Table.from_pylist(cands))}
-
-
-def write_inputs(out: Path, langs: tuple[str, ...] = ("en", "de", "zh"),
-                 tables_: dict[str, pa.Table] | None = None) -> Path:
-    """Write the slice's `facts`, `templates` and `candidates` under ``out``, per language."""
-    import pyarrow.compute as pc
-
-    for name, t in (tables_ or slice_tables(langs)).items():
-        for lang in langs:
-            part = t.filter(pc.equal(t["lang"], lang))
-            storage.write_table(out, name, part, lang, fp=f"slice-{name}")
-    return out

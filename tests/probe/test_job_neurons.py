@@ -151,7 +151,7 @@ def test_neurons_run_on_the_probe_stage_outputs(tmp_path: Path, tiny_xlmr_dir: P
     # The real `queries` of probe.job (zh included, XLM-R "▁" tokenizer): every matching prompt
     # must hold exactly k masks. Random weights get nothing right, so mark every fact correct.
     import pyarrow.compute as pc
-    from conftest import write_inputs
+    from probe_inputs import write_inputs
 
     from factroots.probe import job
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from click.testing import CliRunner
-from conftest import slice_tables, write_inputs
+from probe_inputs import slice_tables, write_inputs
 
 from factroots import storage
 from factroots.config import load_config

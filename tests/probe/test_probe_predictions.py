@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 import torch
-from conftest import slice_tables
+from probe_inputs import slice_tables
 from scripting import scripted
 
 from factroots.probe import paper_baseline, protocol, queries
