@@ -104,6 +104,10 @@ def trace(cfg: RunConfig) -> None:
 @click.option("--model", "o_probe__model", default=None, help="Hub id or local path of a masked LM.")
 @click.option("--device", "o_probe__device", default=None,
               type=click.Choice(["auto", "cpu", "cuda", "mps"]), help="Where to run.")
+@click.option("--dtype", "o_probe__dtype", default=None,
+              type=click.Choice(["float32", "bfloat16", "float16"]), help="Weights' precision on GPU.")
+@click.option("--batch-size", "o_probe__batch_size", default=None, type=int,
+              help="Prompts per forward pass (halved on GPU out-of-memory).")
 @click.option("--shard", "o_probe__shard", default=None, help="i/n: run the i-th of n shards.")
 @click.option("--neurons/--no-neurons", default=True, help="Also build signatures and overlap.")
 @common
