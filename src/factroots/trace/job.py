@@ -201,16 +201,17 @@ def _run_langs(spark: SparkSession, cfg: RunConfig, facts: pa.Table, dumps: dict
     extra = {lg: {"dumps": dumps[lg], "chunk_tokenizer": tok_desc,
                   "window": cfg.trace.window, "min_count": cfg.trace.min_count} for lg in langs}
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg.trace.page_batch_rows))
-    raw = dump_source.read_dumps(spark, dumps, cfg).persist(StorageLevel.MEMORY_AND_DISK)
+    # The fused read cleans and segments inside the data source: the persisted frame holds
+    # page rows and sentences but no wikitext (which would be ~90 GB for enwiki).
+    raw = dump_source.read_dumps(spark, dumps, cfg, with_sentences=True)
+    raw = raw.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         pstats = pages.page_stats(raw)
         _commit(cfg, "pages", _staged_write(pages.build_pages(raw), cfg, "pages"),
                 langs, pstats, fps, extra)
-        clean = sentences.clean_pages(raw, cfg).persist(StorageLevel.MEMORY_AND_DISK)
-        sstats = sentences.sentence_stats(clean)
-        staged = _staged_write(sentences.sentences_of(clean), cfg, "sentences")
+        sstats = sentences.sentence_stats(raw)
+        staged = _staged_write(sentences.build_sentences(raw, cfg), cfg, "sentences")
         _commit(cfg, "sentences", staged, langs, sstats, fps, extra)
-        clean.unpersist()
     finally:
         raw.unpersist()
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "10000")
