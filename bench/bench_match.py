@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import bz2
 import json
-import os
 import random
 import subprocess
 import sys
@@ -28,6 +27,7 @@ import time
 from pathlib import Path
 
 import pyarrow as pa
+from cpu_tree import tree_cpu
 
 from factroots import storage
 from factroots.config import load_config
@@ -52,25 +52,6 @@ def names_for(out: Path, lang: str, n: int) -> list[str]:
     pad = normalize_many(synthetic_names(n), lang)
     names.update(pad[: max(0, n - len(names))])
     return sorted(names)[:n] if len(names) > n else sorted(names)
-
-
-def tree_cpu() -> float:
-    """CPU seconds of this process and all its descendants (the JVM and its Python workers)."""
-    tick, kids, cpu = os.sysconf("SC_CLK_TCK"), {}, {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                f = Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            kids.setdefault(int(f[1]), []).append(int(d))
-            cpu[int(d)] = sum(int(x) for x in f[11:15]) / tick
-    todo, total = [os.getpid()], 0.0
-    while todo:
-        p = todo.pop()
-        total += cpu.get(p, 0.0)
-        todo += kids.get(p, [])
-    return total
 
 
 def run_job(work: Path, mb: float) -> dict:

@@ -149,24 +149,8 @@ for k, v in SPARK_CONF.items():
 spark = b.getOrCreate()
 spark.sparkContext.setLogLevel("ERROR")
 
-def tree_cpu():
-    # CPU seconds of this process and all its descendants (JVM, Python daemon and workers)
-    tick, kids, cpu = os.sysconf("SC_CLK_TCK"), {}, {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                f = open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            kids.setdefault(int(f[1]), []).append(int(d))
-            cpu[int(d)] = sum(int(x) for x in f[11:15]) / tick
-    todo, total = [os.getpid()], 0.0
-    while todo:
-        p = todo.pop()
-        total += cpu.get(p, 0.0)
-        todo += kids.get(p, [])
-    return total
-
+sys.path.insert(0, sys.argv[3])  # bench/, for the shared CPU meter
+from cpu_tree import tree_cpu
 spark.range(4).selectExpr("id * 2").collect()  # JVM up, not counted
 cfg = RunConfig()
 res = {}
@@ -189,7 +173,7 @@ spark.stop()
 def run_spark(paths: dict[str, Path]) -> dict:
     c, wall, stdout = run_child([sys.executable, "-c", SPARK_CHILD,
                                  json.dumps({k: str(v) for k, v in paths.items()}),
-                                 str(OUT / "spark-sentences")])
+                                 str(OUT / "spark-sentences"), str(Path(__file__).parent)])
     res = json.loads(stdout.strip().splitlines()[-1])
     return {"cpu": c, "wall": wall, **res}
 
