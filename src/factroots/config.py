@@ -274,6 +274,7 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
                               "write the preset as `key: value` lines")
         data.setdefault("base_dir", str(p.resolve().parent.parent if p.resolve().parent.name == "conf"
                                         else p.resolve().parent))
+    out_in_preset = "out" in data and (overrides or {}).get("out") is None
     try:
         for k, v in (overrides or {}).items():
             if v is not None:
@@ -282,7 +283,17 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
     except ConfigError as exc:
         raise ConfigError(f"{src}: {exc.message}", exc.fix) from None
     validate(cfg, src)
-    return cfg
+    return _resolve_out(cfg, out_in_preset)
+
+
+def _resolve_out(cfg: RunConfig, in_preset: bool) -> RunConfig:
+    """Make ``out`` absolute once, so every stage writes to the same place whatever the cwd:
+    a preset's ``out`` is relative to its ``base_dir``, a command-line ``--out`` to the cwd."""
+    out = Path(cfg.out).expanduser()
+    if "://" in cfg.out or out.is_absolute():
+        return cfg
+    base = Path(cfg.base_dir) if in_preset else Path.cwd()
+    return dataclasses.replace(cfg, out=str((base / out).resolve()))
 
 
 def validate(cfg: RunConfig, src: str = "config") -> None:

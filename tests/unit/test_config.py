@@ -65,10 +65,23 @@ def test_dotted_overrides_apply_over_the_file(tmp_path: Path) -> None:
     cfg = load_config(p, {"probe.batch_size": 7, "langs": ["uk", "bg"], "out": None,
                           "trace.spark_conf": {"spark.sql.shuffle.partitions": 4}})
     assert cfg.probe.batch_size == 7 and cfg.langs == ["uk", "bg"]
-    assert cfg.out == "results"  # None overrides are ignored
+    assert cfg.out == str(tmp_path / "results")  # None overrides are ignored; preset-relative
     assert cfg.trace.spark_conf == {"spark.sql.shuffle.partitions": 4}
     assert cfg.base_dir == str(tmp_path) and cfg.path(cfg.out) == tmp_path / "results"
     assert "probe is 3, not a section" in error_of({"probe": 3, "probe.batch_size": 1})
+
+
+def test_out_is_absolute_preset_relative_or_cwd_relative(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    p = tmp_path / "conf" / "run.yaml"
+    p.parent.mkdir()
+    p.write_text("out: out/x\n", encoding="utf-8")
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert load_config(p).out == str(tmp_path / "out" / "x")   # a preset under conf/: the root
+    assert load_config(p, {"out": "mine"}).out == str(elsewhere / "mine")  # --out: the cwd
+    assert load_config().out == str(elsewhere / "out")
 
 
 def test_config_is_frozen_and_round_trips() -> None:
