@@ -103,6 +103,8 @@ def commit_partition(out: str | Path, table: str, lang: str, staged: Path, *, ro
                      config: Mapping | None = None, stats: Mapping | None = None,
                      fp: str | None = None, inputs: Mapping | None = None) -> Path:
     """Move a staged folder of parquet files into place as ``lang=<lang>`` and mark it done."""
+    for f in staged.glob("*.parquet"):
+        tables.check_stored(table, pq.read_schema(f))
     if stats is not None and not check_balance(stats):
         raise SchemaError(f"{table}/lang={lang}: stats do not balance: {dict(stats)}",
                           "count every dropped row under rejected_<reason>")

@@ -203,3 +203,14 @@ def check(name: str, table: pa.Table) -> None:
             f"but tables.py declares {s.schema}",
             "end the builder with tables.conform",
         )
+
+
+def check_stored(name: str, schema: pa.Schema) -> None:
+    """Raise ``SchemaError`` unless a stored file's columns (partition columns excluded, as
+    Spark writes them) have the declared names and types, in order; nullability is free."""
+    s = spec(name)
+    want = [(f.name, f.type) for f in s.schema if f.name not in s.partition]
+    have = [(f.name, f.type) for f in schema]
+    if have != want:
+        raise SchemaError(f"stored table {name!r} has columns {have} but tables.py declares {want}",
+                          "select exactly tables.spec(name).names with the declared types")

@@ -127,3 +127,23 @@ def test_fingerprint_is_stable_and_sensitive() -> None:
 def test_staging_dirs_are_fresh_and_inside_the_table(tmp_path: Path) -> None:
     a, b = storage.staging_dir(tmp_path, "facts"), storage.staging_dir(tmp_path, "facts")
     assert a != b and a.parent == b.parent == storage.table_dir(tmp_path, "facts")
+
+
+def test_commit_refuses_staged_files_that_break_the_declaration(tmp_path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import pytest
+
+    from factroots import storage
+    from factroots.errors import SchemaError
+
+    staged = storage.staging_dir(tmp_path, "templates")
+    pq.write_table(pa.table({"relation": ["P19"], "template": [3]}), staged / "part-0.parquet")
+    with pytest.raises(SchemaError, match="declares"):
+        storage.commit_partition(tmp_path, "templates", "en", staged, rows=1)
+    assert not storage.is_done(tmp_path, "templates", "en")
+    good = storage.staging_dir(tmp_path, "templates")
+    pq.write_table(pa.table({"relation": ["P19"], "template": ["[X] was born in [Y] ."]}),
+                   good / "part-0.parquet")
+    storage.commit_partition(tmp_path, "templates", "en", good, rows=1)
+    assert storage.read_table(tmp_path, "templates").num_rows == 1
