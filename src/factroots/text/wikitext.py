@@ -19,7 +19,7 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 MW_MAX_CHARS = 300_000  # mwparserfromhell's memory blows up on some large pages (#286)
 DROP_TAGS = ("ref", "references", "math", "gallery", "timeline", "score", "syntaxhighlight",
@@ -65,13 +65,13 @@ def drop_namespaces(namespaces: Mapping | None) -> frozenset[str]:
     return _drop_prefixes(tuple(ns.get(k, "") for k in (6, -2, 14)))
 
 
-def _remove_nested(text: str) -> tuple[str, bool]:
-    """Remove balanced ``{{…}}``; return (text, balanced)."""
-    if "{{" not in text:
-        return text.replace("}}", ""), "}}" not in text
+def _cut_balanced(text: str, pattern: re.Pattern, is_open: Callable[[str], bool]
+                  ) -> tuple[str, int, bool]:
+    """Cut every outermost balanced span opened and closed by ``pattern`` matches; return
+    (kept text, depth left open at the end, no stray closing match)."""
     out, depth, last, ok = [], 0, 0, True
-    for m in _BRACES.finditer(text):
-        if m.group() == "{{":
+    for m in pattern.finditer(text):
+        if is_open(m.group()):
             if depth == 0:
                 out.append(text[last:m.start()])
             depth += 1
@@ -81,29 +81,25 @@ def _remove_nested(text: str) -> tuple[str, bool]:
                 last = m.end()
         else:
             ok = False
+    out.append(text[last:])
+    return "".join(out), depth, ok
+
+
+def _remove_nested(text: str) -> tuple[str, bool]:
+    """Remove balanced ``{{…}}``; return (text, balanced)."""
+    if "{{" not in text:
+        return text.replace("}}", ""), "}}" not in text
+    kept, depth, ok = _cut_balanced(text, _BRACES, lambda g: g == "{{")
     if depth:
         return _INNER_TEMPLATE.sub("", text).replace("{{", "").replace("}}", ""), False
-    out.append(text[last:])
-    return "".join(out), ok
+    return kept, ok
 
 
 def _remove_tables(text: str) -> tuple[str, bool]:
     if "{|" not in text:
         return text, True
-    out, depth, last = [], 0, 0
-    for m in _TABLE.finditer(text):
-        if m.group().strip(" \t:").startswith("{|"):
-            if depth == 0:
-                out.append(text[last:m.start()])
-            depth += 1
-        elif depth:
-            depth -= 1
-            if depth == 0:
-                last = m.end()
-    if depth:
-        return text, False
-    out.append(text[last:])
-    return "".join(out), True
+    kept, depth, _ = _cut_balanced(text, _TABLE, lambda g: g.strip(" \t:").startswith("{|"))
+    return (text, False) if depth else (kept, True)
 
 
 def _link_text(inner: str, drop: frozenset[str]) -> str:
