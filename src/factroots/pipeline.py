@@ -11,14 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-
-# Idle OpenMP threads sleep instead of spinning: on a busy machine (shared CI cores, Spark
-# workers) spinning made each training step 10x slower. Must be set before torch loads.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from factroots.config import RunConfig
 from factroots.errors import ConfigError
@@ -95,13 +90,15 @@ def run(cfg: RunConfig) -> Path:
     times: dict[str, float] = {}
     t_all = time.perf_counter()
     result = Path(cfg.path(cfg.out))
-    resolved = cfg
+    resolved: RunConfig | None = None  # the lab's paths exist only once it is built
     for i, (name, job) in enumerate(plan, 1):
         _say(f"== stage {i}/{len(plan)}: {name} ==")
         t0 = time.perf_counter()
-        if name not in ("facts", "lab build"):
-            resolved = resolved if resolved is not cfg else resolve_lab(cfg)
-        result = job(resolved if name not in ("facts", "lab build") else cfg)
+        if name in ("facts", "lab build"):
+            result = job(cfg)
+        else:
+            resolved = resolved or resolve_lab(cfg)
+            result = job(resolved)
         times[name] = round(time.perf_counter() - t0, 1)
         _say(f"{name}: done in {times[name]} s -> {result}")
     times["total"] = round(time.perf_counter() - t_all, 1)

@@ -20,15 +20,10 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-# Idle OpenMP threads sleep instead of spinning: on a busy machine (shared CI cores, Spark
-# workers) spinning made each training step 10x slower. Must be set before torch loads.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
 import torch
