@@ -7,14 +7,19 @@ processes, children included), MB of XML per core-second for:
 
   bz2          Python's bz2 decompression of the same files (the floor)
   ours/core    our pure path, one process: decompress, parse, clean, segment (dump -> sentences)
-  spark        the Spark job in local mode (dumps -> sentences -> Parquet), CPU of the JVM and
-               its Python workers: read_dumps + build_sentences cold (workers start) and
-               warm, and the fused read (cleaning inside the data source) warm; also
-               wall-clock x 2 cores (meaningless when the machine is shared)
+  spark        in local mode, CPU of the JVM and its Python workers: the trace job's path
+               (write_dumps: each task decompresses, parses, cleans, segments and writes its
+               pages and sentences Parquet files; the JVM gets counters only), cold (Python
+               workers start) and warm; the DataFrame API (read_dumps + build_sentences, the
+               JVM writes Parquet) warm; also wall-clock x 2 cores
   wikiextractor  python -m wikiextractor.WikiExtractor --no-templates --processes 1
 
-and peak RSS of our pure path on a dump ``--mem-factor`` times smaller (flat memory check).
-Usage: python bench/bench_sentences.py [--mb 50] [--no-spark] [--no-wikiextractor]
+and peak RSS of our pure path and of the Spark job's Python workers and JVM on a dump
+``--mem-factor`` times smaller (flat memory check).
+Every contender runs once per round (``--rounds``, default 3), one after the other, and the
+report gives each round and the median: this machine's speed drifts over minutes, so ratios
+are taken within a round, where the contenders ran minutes apart at most.
+Usage: python bench/bench_sentences.py [--mb 50] [--rounds 3] [--no-spark] [--no-wikiextractor]
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import bz2
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -134,46 +140,54 @@ def run_wikiextractor(paths: dict[str, Path]) -> float:
 
 
 SPARK_CHILD = """
-import json, os, sys, time
+import json, os, shutil, sys, time
+from pathlib import Path
 os.environ["PYSPARK_PYTHON"] = sys.executable
 from pyspark.sql import SparkSession
 from factroots.config import RunConfig
-from factroots.trace.dump_source import read_dumps, SPARK_CONF
+from factroots.trace.dump_source import read_dumps, write_dumps, SPARK_CONF
 from factroots.trace.sentences import build_sentences
-paths, out = json.loads(sys.argv[1]), sys.argv[2]
+paths, out, mode = json.loads(sys.argv[1]), Path(sys.argv[2]), sys.argv[4]
 b = (SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false")
      .config("spark.driver.bindAddress", "127.0.0.1").config("spark.driver.host", "127.0.0.1")
      .config("spark.driver.memory", "1g").config("spark.sql.shuffle.partitions", "2"))
-for k, v in SPARK_CONF.items():
-    b = b.config(k, v)
 spark = b.getOrCreate()
 spark.sparkContext.setLogLevel("ERROR")
 
-sys.path.insert(0, sys.argv[3])  # bench/, for the shared CPU meter
-from cpu_tree import tree_cpu
+sys.path.insert(0, sys.argv[3])  # bench/, for the shared CPU and memory meters
+from cpu_tree import peak_rss_mb, tree_cpu
 spark.range(4).selectExpr("id * 2").collect()  # JVM up, not counted
 cfg = RunConfig()
+dumps = {k: [v] for k, v in paths.items()}
 res = {}
-# cold: Python workers start and import; warm: they are reused; fused: one Python pass
-for run, fused in (("cold", False), ("warm", False), ("fused", True), ("noop", True)):
+# the job's path, twice: cold (Python workers start and import), then warm (reused)
+for run in ("cold",) if mode == "mem" else ("cold", "warm"):
+    shutil.rmtree(out, ignore_errors=True)
     c0, t = tree_cpu(), time.perf_counter()
-    raw = read_dumps(spark, {k: [v] for k, v in paths.items()}, cfg, with_sentences=fused)
-    s = build_sentences(raw, cfg)
-    if run == "noop":  # the same, computed but not written (no Parquet encoding)
-        s.write.format("noop").mode("overwrite").save()
-    else:
-        s.write.mode("overwrite").partitionBy("lang").parquet(out)
+    stats = write_dumps(spark, dumps, cfg, out / "pages", out / "sentences")
     res[run + "_wall"], res[run + "_cpu"] = time.perf_counter() - t, tree_cpu() - c0
-res["rows"] = spark.read.parquet(out).count()
+res["rows"] = sum(s["sentences"] for s in stats["sentences"].values())
+res["rss"] = peak_rss_mb()
+if mode == "full":
+    # the DataFrame API: raw pages through the JVM, cleaned by mapInArrow, Parquet by the JVM
+    for k, v in SPARK_CONF.items():
+        spark.conf.set(k, v)
+    c0, t = tree_cpu(), time.perf_counter()
+    raw = read_dumps(spark, dumps, cfg)
+    build_sentences(raw, cfg).write.mode("overwrite").partitionBy("lang").parquet(str(out / "df"))
+    res["df_wall"], res["df_cpu"] = time.perf_counter() - t, tree_cpu() - c0
+    assert spark.read.parquet(str(out / "df")).count() == res["rows"]
 print(json.dumps(res))
 spark.stop()
 """
 
 
-def run_spark(paths: dict[str, Path]) -> dict:
+def run_spark(paths: dict[str, Path], mode: str = "full") -> dict:
+    """The Spark runs in a child process (``mode`` full: every run; job: the job's path cold
+    and warm; mem: the job's path once)."""
     c, wall, stdout = run_child([sys.executable, "-c", SPARK_CHILD,
                                  json.dumps({k: str(v) for k, v in paths.items()}),
-                                 str(OUT / "spark-sentences"), str(Path(__file__).parent)])
+                                 str(OUT / f"spark-{mode}"), str(Path(__file__).parent), mode])
     res = json.loads(stdout.strip().splitlines()[-1])
     return {"cpu": c, "wall": wall, **res}
 
@@ -196,9 +210,55 @@ def peak_rss_mb(paths: dict[str, Path]) -> float:
     return int(out.strip().splitlines()[-1]) / 1024
 
 
+def one_round(big: dict[str, Path], mb: float, a: argparse.Namespace, first: bool) -> dict:
+    """Core-seconds of every contender on ``big``, measured one after the other."""
+    r: dict = {"bz2": run_bz2(big)}
+    r["ours"], r["articles"], r["sentences"] = run_ours(big)
+    if not a.no_wikiextractor:
+        r["wikiextractor"] = run_wikiextractor(big)
+    if not a.no_spark:
+        sp = run_spark(big, "full" if first else "job")
+        r.update({f"spark_{k}": sp[f"{k}_cpu"] for k in ("warm", "cold", "df") if f"{k}_cpu" in sp})
+        r["spark_wall2"], r["spark_rows"], r["spark_rss"] = 2 * sp["warm_wall"], sp["rows"], sp["rss"]
+    return r
+
+
+ROWS = [("bz2", "Python bz2 decompression (floor)"),
+        ("ours", "ours, pure path, 1 process"),
+        ("wikiextractor", "WikiExtractor --no-templates --processes 1"),
+        ("spark_warm", "Spark local[2]: the trace job's path (write_dumps), warm"),
+        ("spark_cold", "Spark local[2]: the same, cold (Python workers start and import)"),
+        ("spark_df", "Spark local[2]: DataFrame API (read_dumps + build_sentences), warm"),
+        ("spark_wall2", "Spark job's path, wall-clock x 2 cores")]
+
+
+def report(rounds: list[dict], mb: float) -> None:
+    """Each round's figures, the median over rounds, and the targets (ratios within a round)."""
+    keys = [(k, n) for k, n in ROWS if k in rounds[0]]
+    head = "".join(f"  round {i + 1:>2}" for i in range(len(rounds)))
+    print(f"{'MB of XML per core-second':<70}{head}    median")
+    for k, name in keys:
+        rates = [mb / r[k] for r in rounds if k in r]
+        cells = "".join(f"{x:>10.1f}" for x in rates) + " " * 10 * (len(rounds) - len(rates))
+        print(f"{name:<70}{cells}{statistics.median(rates):>10.1f}")
+    for who, k in (("pure path", "ours"), ("Spark job", "spark_warm")):
+        if k not in rounds[0]:
+            continue
+        vs_bz2 = [r["bz2"] / r[k] for r in rounds]
+        line = (f"{who}: ours / bz2 = {statistics.median(vs_bz2):.2f} "
+                f"(rounds {', '.join(f'{x:.2f}' for x in vs_bz2)}; target >= 0.33)")
+        if "wikiextractor" in rounds[0]:
+            vs_we = [r["wikiextractor"] / r[k] for r in rounds]
+            line += (f"; ours / WikiExtractor = {statistics.median(vs_we):.2f} "
+                     f"(rounds {', '.join(f'{x:.2f}' for x in vs_we)}; target >= 1.0)")
+        print(line)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mb", type=float, default=50.0, help="MB of XML in total (default 50)")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds of all measurements; medians are reported (default 3)")
     ap.add_argument("--mem-factor", type=float, default=10.0, help="size ratio for the memory check")
     ap.add_argument("--no-spark", action="store_true")
     ap.add_argument("--no-wikiextractor", action="store_true")
@@ -210,36 +270,20 @@ def main() -> None:
     print(f"input: {len(big)} multistream dumps, {mb:.1f} MB of XML, "
           f"{sum(p.stat().st_size for p in big.values()) / 1e6:.1f} MB bz2; "
           f"load average at start {load0[0]:.1f} on {os.cpu_count()} cores")
-    rows = []
-    t = run_bz2(big)
-    rows.append(("Python bz2 decompression (floor)", mb / t, t))
-    t, n_pages, n_sents = run_ours(big)
-    rows.append((f"ours, pure path, 1 process ({n_pages} articles, {n_sents} sentences)", mb / t, t))
-    if not a.no_wikiextractor:
-        t = run_wikiextractor(big)
-        rows.append(("WikiExtractor --no-templates --processes 1", mb / t, t))
-    spark = None
-    if not a.no_spark:
-        spark = run_spark(big)
-        names = {"cold": "read_dumps + build_sentences, cold (Python workers start)",
-                 "warm": "read_dumps + build_sentences, warm",
-                 "fused": "read_dumps(with_sentences=True), warm",
-                 "noop": "the same into a noop sink (no Parquet encoding)"}
-        for run, name in names.items():
-            rows.append((f"Spark local[2] -> Parquet: {name}", mb / spark[f"{run}_cpu"],
-                         spark[f"{run}_cpu"]))
-        rows.append((f"Spark fused, wall-clock x 2 cores, machine shared ({spark['rows']} rows)",
-                     mb / (2 * spark["fused_wall"]), 2 * spark["fused_wall"]))
-    print(f"{'what':<78} {'MB XML/core-s':>13} {'core-s':>8}")
-    for name, rate, secs in rows:
-        print(f"{name:<78} {rate:>13.1f} {secs:>8.1f}")
-    bz2_rate, our_rate = rows[0][1], rows[1][1]
-    print(f"ours / bz2 = {our_rate / bz2_rate:.2f} (target >= 0.33)")
-    if not a.no_wikiextractor:
-        print(f"ours / WikiExtractor = {our_rate / rows[2][1]:.2f} (target >= 1.0)")
+    rounds = [one_round(big, mb, a, i == 0) for i in range(a.rounds)]
+    r0 = rounds[0]
+    print(f"{r0['articles']} articles, {r0['sentences']} sentences"
+          + (f" (Spark: {r0['spark_rows']})" if "spark_rows" in r0 else ""))
+    report(rounds, mb)
     small_mb, big_rss, small_rss = xml_mb(small), peak_rss_mb(big), peak_rss_mb(small)
     print(f"peak RSS, pure path: {small_rss:.0f} MB on {small_mb:.1f} MB of XML, "
           f"{big_rss:.0f} MB on {mb:.1f} MB (x{mb / small_mb:.1f} input, x{big_rss / small_rss:.2f} memory)")
+    if not a.no_spark:
+        small_spark, big_spark = run_spark(small, "mem")["rss"], r0["spark_rss"]
+        for kind in ("python_worker", "jvm"):
+            print(f"peak RSS, Spark job's path, largest {kind}: {small_spark[kind]:.0f} MB on "
+                  f"{small_mb:.1f} MB, {big_spark[kind]:.0f} MB on {mb:.1f} MB "
+                  f"(x{big_spark[kind] / small_spark[kind]:.2f} memory)")
     print(f"load average at end {os.getloadavg()[0]:.1f}")
 
 

@@ -1,4 +1,5 @@
-"""CPU seconds of a process tree, for benchmarks that start a JVM and Python workers."""
+"""CPU seconds and peak memory of a process tree, for benchmarks that start a JVM and Python
+workers."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import os
 from pathlib import Path
 
 
-def tree_cpu() -> float:
-    """CPU seconds of this process and all its descendants (the JVM and its Python workers)."""
-    tick, kids, cpu = os.sysconf("SC_CLK_TCK"), {}, {}
+def _tree() -> tuple[dict[int, list[int]], dict[int, list[str]]]:
+    kids: dict[int, list[int]] = {}
+    stat: dict[int, list[str]] = {}
     for d in os.listdir("/proc"):
         if d.isdigit():
             try:
@@ -16,10 +17,38 @@ def tree_cpu() -> float:
             except OSError:
                 continue
             kids.setdefault(int(f[1]), []).append(int(d))
-            cpu[int(d)] = sum(int(x) for x in f[11:15]) / tick
-    todo, total = [os.getpid()], 0.0
+            stat[int(d)] = f
+    return kids, stat
+
+
+def _descendants(kids: dict[int, list[int]]) -> list[int]:
+    todo, out = [os.getpid()], []
     while todo:
         p = todo.pop()
-        total += cpu.get(p, 0.0)
+        out.append(p)
         todo += kids.get(p, [])
-    return total
+    return out
+
+
+def tree_cpu() -> float:
+    """CPU seconds of this process and all its descendants (the JVM and its Python workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    kids, stat = _tree()
+    return sum(sum(int(x) for x in stat[p][11:15]) / tick for p in _descendants(kids) if p in stat)
+
+
+def peak_rss_mb() -> dict[str, float]:
+    """Peak resident memory (VmHWM, MB) of the JVM and the largest Python worker below it."""
+    kids, _ = _tree()
+    out = {"jvm": 0.0, "python_worker": 0.0}
+    for p in _descendants(kids)[1:]:
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+            cmd = Path(f"/proc/{p}/cmdline").read_bytes()
+        except OSError:
+            continue
+        hwm = next((int(x.split()[1]) / 1024 for x in status.splitlines()
+                    if x.startswith("VmHWM:")), 0.0)
+        kind = "jvm" if b"java" in cmd.split(b"\0")[0] else "python_worker"
+        out[kind] = max(out[kind], hwm)
+    return out

@@ -78,8 +78,6 @@ class TraceConfig:
     spark_master: str = opt("local[2]", "Spark master for `factroots trace` (spark-submit "
                                         "sets its own)")
     spark_conf: dict = opt({}, "extra Spark settings (key -> value)")
-    page_batch_rows: int = opt(256, "Arrow batch rows for page-level stages (whole pages per "
-                                    "batch: keeps 32-bit string offsets and memory bounded)")
 
 
 @dataclass(frozen=True)

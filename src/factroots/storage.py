@@ -144,6 +144,83 @@ def write_table(out: str | Path, table: str, data: pa.Table, lang: str, *,
         raise
 
 
+class PartWriter:
+    """Streams Arrow batches of one table into one Parquet file of a staged language folder.
+
+    Batches are gathered into row groups of about ``group_rows`` rows or ``group_bytes`` bytes
+    (bounded memory), written to a temporary file beside the language folders and renamed to
+    ``<folder>/<name>`` when closed whole, so a task that fails leaves no partial file and a
+    retried task replaces the file with the same content. No rows: no file.
+    """
+
+    def __init__(self, folder: Path, table: str, name: str, *, group_rows: int = 1 << 17,
+                 group_bytes: int = 64 << 20) -> None:
+        self.final = Path(folder) / name
+        self.tmp = Path(folder).parent / "_inflight" / f"{self.final.parent.name}-{name}.{_uuid.uuid4().hex[:8]}"
+        self.schema = tables.stored_schema(table)
+        self.table, self.group_rows, self.group_bytes = table, group_rows, group_bytes
+        self.buf: list[pa.RecordBatch] = []
+        self.buf_rows = self.buf_bytes = self.rows = 0
+        self.writer: pq.ParquetWriter | None = None
+
+    def __enter__(self) -> PartWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        """Add a batch of the table's stored schema (``tables.stored_schema``)."""
+        if not batch.num_rows:
+            return
+        if not batch.schema.equals(self.schema):
+            tables.check_stored(self.table, batch.schema)  # raises unless only nullability differs
+            batch = pa.RecordBatch.from_arrays(batch.columns, schema=self.schema)
+        self.buf.append(batch)
+        self.rows += batch.num_rows
+        self.buf_rows += batch.num_rows
+        self.buf_bytes += batch.nbytes
+        if self.buf_rows >= self.group_rows or self.buf_bytes >= self.group_bytes:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self.buf:
+            return
+        if self.writer is None:
+            self.tmp.parent.mkdir(parents=True, exist_ok=True)
+            # text columns are mostly unique: dictionary pages would be built and thrown away
+            dict_cols = [f.name for f in self.schema if not pa.types.is_string(f.type)]
+            self.writer = pq.ParquetWriter(self.tmp, self.schema, compression="zstd",
+                                           use_dictionary=dict_cols)
+        self.writer.write_table(pa.Table.from_batches(self.buf, self.schema))
+        self.buf, self.buf_rows, self.buf_bytes = [], 0, 0
+
+    def close(self) -> int:
+        """Write what is left and move the file into place; the number of rows written."""
+        try:
+            self._flush()
+            if self.writer is not None:
+                self.writer.close()
+                self.writer = None
+                self.final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(self.tmp, self.final)
+        except BaseException:
+            self.abort()
+            raise
+        return self.rows
+
+    def abort(self) -> None:
+        """Drop what was written (the task failed)."""
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+        self.tmp.unlink(missing_ok=True)
+        self.buf = []
+
+
 def read_table(out: str | Path, table: str, langs: Iterable[str] | None = None,
                columns: list[str] | None = None) -> pa.Table:
     """Read the finished partitions of a table (all, or ``langs``) with its declared schema."""

@@ -205,11 +205,17 @@ def check(name: str, table: pa.Table) -> None:
         )
 
 
+def stored_schema(name: str) -> pa.Schema:
+    """The schema of a table's Parquet files: the declared one without the partition columns
+    (they live in the folder names, as Spark writes them)."""
+    s = spec(name)
+    return pa.schema([f for f in s.schema if f.name not in s.partition])
+
+
 def check_stored(name: str, schema: pa.Schema) -> None:
     """Raise ``SchemaError`` unless a stored file's columns (partition columns excluded, as
     Spark writes them) have the declared names and types, in order; nullability is free."""
-    s = spec(name)
-    want = [(f.name, f.type) for f in s.schema if f.name not in s.partition]
+    want = [(f.name, f.type) for f in stored_schema(name)]
     have = [(f.name, f.type) for f in schema]
     if have != want:
         raise SchemaError(f"stored table {name!r} has columns {have} but tables.py declares {want}",

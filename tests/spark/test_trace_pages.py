@@ -1,13 +1,18 @@
 """pages and sentences on Spark from real dumps: bundled samples, a corrupt stream, a cut-off
-dump, an empty file; the six truncated and the UTF-16 dumps of ../shared when present."""
+dump, an empty file, by the DataFrame path and by write_dumps; the six truncated and the UTF-16
+dumps of ../shared when present."""
 
 from __future__ import annotations
 
 import bz2
 import dataclasses
 import lzma
+import re
 import shutil
+from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from factroots import tables
@@ -38,10 +43,43 @@ def _check_schema(df, name: str) -> None:
     assert arrow.column_names == tables.spec(name).names
 
 
+def _sorted(t, key: str):
+    return t.sort_by([("lang", "ascending"), (key, "ascending")]).combine_chunks()
+
+
+def _write_dumps(spark, dumps: dict, cfg, root: Path, plan: dict[int, str]) -> dict:
+    """write_dumps into fresh folders under root: its stats, each file's table and both tables
+    read back (lang added from the folder name) in key order, after checking the layout."""
+    from factroots.trace.dump_source import write_dumps
+
+    dirs = {t: root / t for t in ("pages", "sentences")}
+    stats = write_dumps(spark, dumps, cfg, dirs["pages"], dirs["sentences"])
+    assert set(stats) == set(dirs)
+    files: dict[str, pa.Table] = {}
+    out = {"stats": stats, "files": files}
+    for name, d in dirs.items():
+        assert not (d / "_inflight").exists()
+        parts = []
+        for lang_dir in sorted(d.iterdir()):
+            lang = lang_dir.name.removeprefix("lang=")
+            assert lang_dir.name == f"lang={lang}" and lang in dumps, lang_dir
+            for f in sorted(lang_dir.iterdir()):
+                m = re.fullmatch(r"part-(\d{5})\.parquet", f.name)
+                assert m and plan[int(m.group(1))] == lang, f  # named after its byte range
+                tables.check_stored(name, pq.read_schema(f))
+                t = pq.ParquetFile(f).read()
+                assert t.num_rows
+                files[f"{name}/{lang_dir.name}/{f.name}"] = t
+                parts.append(t.append_column("lang", pa.array([lang] * t.num_rows, pa.string())))
+        out[name] = _sorted(tables.conform(name, pa.concat_tables(parts)), tables.spec(name).key[-1])
+    assert {k.split("/")[1][5:] for k in files} == set(stats["pages"])
+    return out
+
+
 def test_pages_and_sentences(spark, tmp_path):
-    from factroots.trace.dump_source import read_dumps
+    from factroots.trace.dump_source import plan_dumps, read_dumps
     from factroots.trace.pages import build_pages, page_stats
-    from factroots.trace.sentences import build_sentences, clean_pages, sentence_stats, sentences_of
+    from factroots.trace.sentences import clean_pages, sentence_stats, sentences_of
 
     bad, index = write_multistream(_pages(250), tmp_path / "xxwiki-multistream.xml.bz2", lang="xx")
     raw_bytes = bytearray(bad.read_bytes())
@@ -85,12 +123,21 @@ def test_pages_and_sentences(spark, tmp_path):
     some = {k: dumps[k] for k in ("bg", "xx", "zz")}
     again = sentences_of(clean_pages(read_dumps(spark, some, cfg), cfg)).orderBy("lang", "sentence_id")
     assert again.collect() == [r for r in rows if r.lang in some]  # a rerun: identical output
-    fused = read_dumps(spark, some, cfg, with_sentences=True).cache()  # one Python pass
-    assert build_sentences(fused, cfg).orderBy("lang", "sentence_id").collect() == again.collect()
-    assert sorted(build_pages(fused).collect()) == sorted(pages.where(pages.lang.isin(*some)).collect())
-    assert page_stats(fused) == {k: v for k, v in pstats.items() if k in some}
-    assert sentence_stats(fused) == {k: v for k, v in sstats.items() if k in some}
-    fused.unpersist()
+    # the job's path: the tasks write both tables themselves, same rows and stats (two runs)
+    plan = {p["part"]: p["lang"] for p in plan_dumps(some, cfg)}
+    first = _write_dumps(spark, some, cfg, tmp_path / "run1", plan)
+    assert first["stats"]["pages"] == {k: v for k, v in pstats.items() if k in some}
+    assert first["stats"]["sentences"] == {k: v for k, v in sstats.items() if k in some}
+    assert all(_balanced(s) for t in first["stats"].values() for s in t.values())
+    want_pages = _sorted(tables.conform("pages", pages.where(pages.lang.isin(*some)).toArrow()),
+                         "page_id")
+    assert first["pages"].equals(want_pages)
+    assert first["sentences"].equals(tables.conform("sentences", again.toArrow()))
+    assert first["sentences"].num_rows == sum(sstats[k]["sentences"] for k in some)
+    second = _write_dumps(spark, some, cfg, tmp_path / "run2", plan)
+    assert second["files"].keys() == first["files"].keys()
+    assert all(second["files"][f].equals(t) for f, t in first["files"].items())
+    assert second["stats"] == first["stats"]
     raw.unpersist()
     clean.unpersist()
 

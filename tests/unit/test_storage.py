@@ -147,3 +147,89 @@ def test_commit_refuses_staged_files_that_break_the_declaration(tmp_path) -> Non
                    good / "part-0.parquet")
     storage.commit_partition(tmp_path, "templates", "en", good, rows=1)
     assert storage.read_table(tmp_path, "templates").num_rows == 1
+
+
+def sentence_batch(start: int, n: int) -> pa.RecordBatch:
+    return pa.RecordBatch.from_pydict({
+        "page_id": [1] * n, "para_idx": [0] * n, "sent_idx": list(range(start, start + n)),
+        "sentence_id": list(range(1_000_000 + start, 1_000_000 + start + n)),
+        "text": [f"Sentence {i}." for i in range(start, start + n)]},
+        schema=tables.stored_schema("sentences"))
+
+
+def inflight(folder: Path) -> list[Path]:
+    d = folder.parent / "_inflight"
+    return sorted(d.iterdir()) if d.is_dir() else []
+
+
+def test_part_writer_groups_rows_and_appears_only_when_closed(tmp_path: Path) -> None:
+    folder = tmp_path / "sentences" / "lang=en"
+    with storage.PartWriter(folder, "sentences", "part-00003.parquet", group_rows=10) as w:
+        for i in range(10):  # 40 rows in batches of 4: groups of 12, 12, 12 and the rest (4)
+            w.write(sentence_batch(4 * i, 4))
+            assert not (folder / "part-00003.parquet").exists()
+        w.write(sentence_batch(40, 0))  # empty batches are skipped
+        assert w.rows == 40
+        assert len(inflight(folder)) == 1  # written so far: a temporary file beside the folder
+    path = folder / "part-00003.parquet"
+    assert sorted(p.name for p in folder.iterdir()) == ["part-00003.parquet"]
+    assert inflight(folder) == []
+    meta = pq.ParquetFile(path).metadata
+    assert meta.num_row_groups == 4
+    assert [meta.row_group(i).num_rows for i in range(4)] == [12, 12, 12, 4]
+    assert meta.row_group(0).column(0).compression == "ZSTD"
+    t = pq.read_table(path)
+    tables.check_stored("sentences", t.schema)
+    assert t.column("sent_idx").to_pylist() == list(range(40))
+
+
+def test_part_writer_close_returns_rows_and_big_groups_flush_by_bytes(tmp_path: Path) -> None:
+    folder = tmp_path / "sentences" / "lang=en"
+    w = storage.PartWriter(folder, "sentences", "p.parquet", group_bytes=1)
+    w.write(sentence_batch(0, 3))
+    w.write(sentence_batch(3, 2))
+    assert not (folder / "p.parquet").exists()
+    assert w.close() == 5
+    assert pq.ParquetFile(folder / "p.parquet").metadata.num_row_groups == 2
+
+
+def test_part_writer_without_rows_writes_no_file(tmp_path: Path) -> None:
+    folder = tmp_path / "pages" / "lang=en"
+    with storage.PartWriter(folder, "pages", "part-00000.parquet") as w:
+        w.write(pa.RecordBatch.from_pylist([], schema=tables.stored_schema("pages")))
+    assert w.close() == 0 and w.rows == 0
+    assert not (folder / "part-00000.parquet").exists() and inflight(folder) == []
+
+
+@pytest.mark.parametrize("bad", [
+    pa.RecordBatch.from_pydict({"page_id": [1], "text": ["x"]}),                       # missing
+    sentence_batch(0, 1).append_column("lang", pa.array(["en"])),                   # extra lang
+    pa.RecordBatch.from_pydict({"page_id": [1], "para_idx": [0], "sent_idx": [0],
+                                "sentence_id": [1_000_000], "text": ["x"]}),         # int64 idx
+])
+def test_part_writer_refuses_a_wrong_schema(tmp_path: Path, bad: pa.RecordBatch) -> None:
+    folder = tmp_path / "sentences" / "lang=en"
+    with pytest.raises(SchemaError, match="stored table 'sentences'"):
+        with storage.PartWriter(folder, "sentences", "part-00000.parquet") as w:
+            w.write(bad)
+    assert not (folder / "part-00000.parquet").exists() and inflight(folder) == []
+
+
+def test_part_writer_leaves_nothing_when_the_task_fails(tmp_path: Path) -> None:
+    folder = tmp_path / "sentences" / "lang=en"
+    with pytest.raises(RuntimeError, match="task died"):
+        with storage.PartWriter(folder, "sentences", "part-00001.parquet", group_rows=2) as w:
+            w.write(sentence_batch(0, 4))  # one row group already on disk
+            assert len(inflight(folder)) == 1
+            raise RuntimeError("task died")
+    assert not (folder / "part-00001.parquet").exists()
+    assert inflight(folder) == []
+
+
+def test_part_writer_rewrite_replaces_the_file(tmp_path: Path) -> None:
+    folder = tmp_path / "sentences" / "lang=en"
+    for n in (5, 3):  # a retried task writes the same name again
+        with storage.PartWriter(folder, "sentences", "part-00000.parquet") as w:
+            w.write(sentence_batch(0, n))
+    assert pq.read_table(folder / "part-00000.parquet").num_rows == 3
+    assert [p.name for p in folder.iterdir()] == ["part-00000.parquet"]

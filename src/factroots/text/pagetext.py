@@ -1,9 +1,13 @@
 """Article wikitext to numbered sentences, page by page and Arrow batch by Arrow batch.
 
-``page_sentences`` is the row logic (clean, split into paragraphs, segment); ``sentence_batches``
-applies it to Arrow batches of pages (lang, page_id, dump, wikitext, wikitext_len) and emits,
-per page, its sentences plus one marker row (``para_idx = -1``, ``sent_idx`` = the page's
-sentence count) that carries the page's reject reason or null, so that rejects are counted from the same pass that builds the sentences.
+``page_sentences`` is the row logic (clean, split into paragraphs, segment). Two drivers apply
+it: ``sentence_batches`` to Arrow batches of raw pages (lang, page_id, dump, wikitext,
+wikitext_len), emitting per page its sentences plus one marker row (``para_idx = -1``,
+``sent_idx`` = the page's sentence count) that carries the page's reject reason or null, so
+that rejects are counted from the pass that builds the sentences (the DataFrame path); and
+``split_pages`` to page dicts straight from a dump partition, returning the ``pages`` and
+``sentences`` rows in their stored schemas and counting every page (``new_counts``) - the
+path on which the Spark tasks write both tables themselves.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping
 
 import pyarrow as pa
 
+from factroots import tables
 from factroots.text import segment, wikitext
 from factroots.text.dumps import dump_info
 
@@ -31,16 +36,16 @@ def page_sentences(text: str | None, length: int, lang: str, *, namespaces: Mapp
                                         max_bytes=max_bytes, timeout_s=timeout_s)
     if reason:
         return [], reason
-    out: list[tuple[int, int, str]] = []
-    for p, para in enumerate(paras):
-        for s, sent in enumerate(segment.split_sentences(para, lang)):
-            out.append((p, s, sent))
+    split = segment.split_sentences
+    out = [(p, s, sent) for p, para in enumerate(paras)
+           for s, sent in enumerate(split(para, lang))]
     if len(out) >= SENTENCE_ID_BASE:  # ids must stay inside the page's id block
         return [], "oversized"
     return out, None
 
 
-def _namespaces(dump: str | None) -> Mapping:
+def namespaces_of(dump: str | None) -> Mapping:
+    """The namespace names of a dump's siteinfo ({} when it cannot be read: English names)."""
     if not dump:
         return {}
     try:
@@ -57,7 +62,7 @@ def sentence_batches(batches: Iterable[pa.RecordBatch], *, parser: str = "fast",
                                                           "wikitext_len")}
         rows: dict[str, list] = {n: [] for n in CLEAN_SCHEMA.names}
         for lang, pid, dump, text, length in zip(*cols.values()):
-            sents, reason = page_sentences(text, length or 0, lang, namespaces=_namespaces(dump),
+            sents, reason = page_sentences(text, length or 0, lang, namespaces=namespaces_of(dump),
                                            parser=parser, max_bytes=max_bytes, timeout_s=timeout_s)
             base = pid * SENTENCE_ID_BASE
             n = len(sents)
@@ -75,39 +80,83 @@ RAW_FIELDS = [("lang", pa.string()), ("dump", pa.string()), ("page_id", pa.int64
               ("rev_id", pa.int64()), ("title", pa.string()), ("namespace", pa.int32()),
               ("is_redirect", pa.bool_()), ("wikitext", pa.string()), ("wikitext_len", pa.int64()),
               ("reject", pa.string())]
-FUSED_SCHEMA = pa.schema(RAW_FIELDS + [
-    ("para_idx", pa.int32()), ("sent_idx", pa.int32()), ("sentence_id", pa.int64()),
-    ("text", pa.string()), ("text_reject", pa.string())])
+PAGES_FILE = tables.stored_schema("pages")
+SENTENCES_FILE = tables.stored_schema("sentences")
+PAGE_REJECTS = ("truncated", "corrupt_stream", "parse_error")
+SENTENCE_REJECTS = ("oversized", "timeout", "clean_error")
+PAGE_COUNTS = ("in", "out", *(f"rejected_{r}" for r in PAGE_REJECTS), "articles", "redirects",
+               "non_articles", "oversized")
+SENTENCE_COUNTS = ("in", "out", "sentences", "empty_articles",
+                   *(f"rejected_{r}" for r in SENTENCE_REJECTS))
 
 
-def fused_batch(rows: list[dict], lang: str, dump: str, *, namespaces: Mapping | None = None,
-                parser: str = "fast", max_bytes: int = 2_000_000,
-                timeout_s: float = 10.0) -> pa.RecordBatch:
-    """Pages and their sentences in one batch (``FUSED_SCHEMA``), wikitext not kept.
+def new_counts() -> dict[str, dict[str, int]]:
+    """Zeroed counters of one language: ``pages`` and ``sentences`` (the keys of ``_stats.json``)."""
+    return {"pages": dict.fromkeys(PAGE_COUNTS, 0), "sentences": dict.fromkeys(SENTENCE_COUNTS, 0)}
 
-    One page row per page (``para_idx = -1``, ``sent_idx`` = its sentence count,
-    ``text_reject`` = the article's cleaning reject), then its sentence rows (page columns null).
-    """
-    cols: dict[str, list] = {n: [] for n in FUSED_SCHEMA.names}
-    page_cols = [n for n, _ in RAW_FIELDS if n not in ("lang", "dump", "page_id", "wikitext")]
+
+def add_counts(total: dict[str, dict[str, int]], part: Mapping[str, Mapping[str, int]]) -> None:
+    """Add the counters ``part`` (of one partition) into ``total``."""
+    for table, counts in part.items():
+        for k, v in counts.items():
+            total[table][k] = total[table].get(k, 0) + v
+
+
+def page_stats_of(counts: Mapping[str, int]) -> dict[str, int]:
+    """The ``pages`` stats from summed counters: ``pages_in``/``pages_out`` beside ``in``/``out``."""
+    d = {k: v for k, v in counts.items() if k != "rejected_other" or v}
+    d["pages_in"], d["pages_out"] = d["in"], d["out"]
+    return d
+
+
+def is_article(row: Mapping) -> bool:
+    """A page read whole, in namespace 0 and not a redirect: the pages that get sentences."""
+    return row["reject"] is None and row["namespace"] == 0 and not row["is_redirect"]
+
+
+def split_pages(rows: list[dict], lang: str, dump: str, counts: dict[str, dict[str, int]], *,
+                namespaces: Mapping | None = None, parser: str = "fast",
+                max_bytes: int = 2_000_000, timeout_s: float = 10.0
+                ) -> tuple[pa.RecordBatch, pa.RecordBatch]:
+    """``pages`` and ``sentences`` rows (their stored schemas: no ``lang``) of a run of page
+    dicts of one dump, each page counted in ``counts`` (``new_counts()``)."""
+    pc, sc = counts["pages"], counts["sentences"]
+    page_cols: dict[str, list] = {n: [] for n in PAGES_FILE.names}
+    sent_cols: dict[str, list] = {n: [] for n in SENTENCES_FILE.names}
     for r in rows:
-        sents: list = []
-        reason = None
-        if r["reject"] is None and r["namespace"] == 0 and not r["is_redirect"]:
-            sents, reason = page_sentences(r["wikitext"], r["wikitext_len"] or 0, lang,
-                                           namespaces=namespaces, parser=parser,
-                                           max_bytes=max_bytes, timeout_s=timeout_s)
-        n, pid = len(sents), r["page_id"]
-        base = (pid or 0) * SENTENCE_ID_BASE
-        cols["lang"] += [lang] * (n + 1)
-        cols["dump"] += [dump] + [None] * n
-        cols["page_id"] += [pid] * (n + 1)
-        cols["wikitext"] += [None] * (n + 1)
-        for c in page_cols:
-            cols[c] += [r[c]] + [None] * n
-        cols["para_idx"] += [-1] + [s[0] for s in sents]
-        cols["sent_idx"] += [n] + [s[1] for s in sents]
-        cols["sentence_id"] += [None] + list(range(base, base + n))
-        cols["text"] += [None] + [s[2] for s in sents]
-        cols["text_reject"] += [reason] + [None] * n
-    return pa.RecordBatch.from_pydict(cols, schema=FUSED_SCHEMA)
+        pc["in"] += 1
+        if r["reject"] is not None:
+            key = f"rejected_{r['reject']}" if r["reject"] in PAGE_REJECTS else "rejected_other"
+            pc[key] = pc.get(key, 0) + 1
+            continue
+        pc["out"] += 1
+        for n in PAGES_FILE.names:
+            page_cols[n].append(dump if n == "dump" else r[n])
+        if r["is_redirect"] or r["namespace"] != 0:
+            pc["redirects" if r["is_redirect"] else "non_articles"] += 1
+            continue
+        pc["articles"] += 1
+        sc["in"] += 1
+        sents, reason = page_sentences(r["wikitext"], r["wikitext_len"] or 0, lang,
+                                       namespaces=namespaces, parser=parser,
+                                       max_bytes=max_bytes, timeout_s=timeout_s)
+        pc["oversized"] += r["wikitext"] is None  # as page_stats counts it
+        if reason:
+            key = f"rejected_{reason}"
+            sc[key] = sc.get(key, 0) + 1
+            continue
+        _add_sentences(sent_cols, r["page_id"], sents)
+        sc["out"] += 1
+        sc["sentences"] += len(sents)
+        sc["empty_articles"] += not sents
+    return (pa.RecordBatch.from_pydict(page_cols, schema=PAGES_FILE),
+            pa.RecordBatch.from_pydict(sent_cols, schema=SENTENCES_FILE))
+
+
+def _add_sentences(cols: dict[str, list], page_id: int, sents: list[tuple[int, int, str]]) -> None:
+    base = page_id * SENTENCE_ID_BASE
+    cols["page_id"] += [page_id] * len(sents)
+    cols["para_idx"] += [s[0] for s in sents]
+    cols["sent_idx"] += [s[1] for s in sents]
+    cols["sentence_id"] += range(base, base + len(sents))
+    cols["text"] += [s[2] for s in sents]

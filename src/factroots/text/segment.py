@@ -19,7 +19,8 @@ def split_sentences(paragraph: str, lang: str) -> list[str]:
         parts = sentencex.segment(lang, paragraph)
     except Exception:  # noqa: BLE001 - an unknown code falls back to sentencex's default rules
         parts = sentencex.segment("en", paragraph)
-    return _cap([s.strip() for s in parts if s.strip()])
+    out = [t for s in parts if (t := s.strip())]
+    return _cap(out) if len(paragraph) > MAX_SENTENCE_CHARS else out
 
 
 def _cap(sentences: list[str]) -> list[str]:

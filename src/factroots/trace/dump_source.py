@@ -7,13 +7,22 @@ decompresses and parses its range with bounded memory and yields Arrow batches o
 including counted rejects (``reject`` = truncated / corrupt_stream / parse_error). Spark's
 built-in XML reader is not used (one task per file, JVM bzip2). Paths: local or ``file://``
 (the same path must be readable by every executor, e.g. a shared mount).
+
+``write_dumps`` is the trace job's path: the same source with a ``sink`` option, where each
+task also cleans and segments its pages and writes its own ``pages`` and ``sentences`` Parquet
+files (``storage.PartWriter``, one file per table and byte range) into staged folders, and
+hands the JVM only its counters. No page or sentence crosses into the JVM: the job then runs
+at the speed of the Python row logic (BENCHMARKS.md), instead of paying for Arrow -> rows ->
+Parquet in the JVM.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -21,6 +30,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.datasource import DataSource, DataSourceReader, InputPartition
 from pyspark.sql.types import StructType
 
+from factroots import storage
 from factroots.text import dumps as dumpio
 from factroots.text import pagetext
 
@@ -29,9 +39,11 @@ SOURCE_NAME = "factroots_wikidump"
 RAW_SCHEMA = pa.schema(pagetext.RAW_FIELDS)
 RAW_DDL = ("lang string, dump string, page_id bigint, rev_id bigint, title string, "
            "namespace int, is_redirect boolean, wikitext string, wikitext_len bigint, reject string")
-FUSED_DDL = RAW_DDL + (", para_idx int, sent_idx int, sentence_id bigint, text string, "
-                       "text_reject string")
-# Settings a job should use for the page stages: whole pages per Arrow batch, not 10,000.
+RECEIPT_DDL = "lang string, part int, rows_pages bigint, rows_sentences bigint, counts string"
+RECEIPT_SCHEMA = pa.schema([("lang", pa.string()), ("part", pa.int32()), ("rows_pages", pa.int64()),
+                            ("rows_sentences", pa.int64()), ("counts", pa.string())])
+# Settings for reading raw pages into a DataFrame (read_dumps): whole pages per Arrow batch,
+# not 10,000 (write_dumps sends no pages through Arrow and needs none).
 SPARK_CONF = {"spark.sql.execution.arrow.maxRecordsPerBatch": "256"}
 
 
@@ -50,7 +62,7 @@ class WikiDumpSource(DataSource):
         return SOURCE_NAME
 
     def schema(self) -> str:
-        return FUSED_DDL if self.options.get("with_sentences") == "true" else RAW_DDL
+        return RECEIPT_DDL if self.options.get("sink") else RAW_DDL
 
     def reader(self, schema: StructType) -> DataSourceReader:
         return WikiDumpReader(self.options)
@@ -62,7 +74,7 @@ class WikiDumpReader(DataSourceReader):
     def __init__(self, options: Mapping[str, str]) -> None:
         self.plan = json.loads(options.get("plan", "[]"))
         self.max_bytes = int(options.get("max_page_bytes", "2000000"))
-        self.fused = options.get("with_sentences") == "true"
+        self.sink = json.loads(options.get("sink") or "{}")
         self.parser = options.get("parser", "fast")
         self.timeout_s = float(options.get("page_timeout_s", "10"))
 
@@ -71,16 +83,32 @@ class WikiDumpReader(DataSourceReader):
         return [DumpPartition(p) for p in self.plan]
 
     def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
-        """Arrow batches of one byte range: raw pages, or pages and sentences (fused)."""
+        """Arrow batches of one byte range: raw pages, or (sink) the receipt of its writes."""
         part = partition.value
-        ns = dumpio.dump_info(part["dump"])["siteinfo"]["namespaces"] if self.fused else None
+        if self.sink:
+            yield self._write(part)
+            return
         for rows in dumpio.read_partition(part, self.max_bytes):
-            if self.fused:
-                yield pagetext.fused_batch(rows, part["lang"], part["dump"], namespaces=ns,
-                                           parser=self.parser, max_bytes=self.max_bytes,
-                                           timeout_s=self.timeout_s)
-            else:
-                yield raw_batch(rows, part["lang"], part["dump"])
+            yield raw_batch(rows, part["lang"], part["dump"])
+
+    def _write(self, part: dict) -> pa.RecordBatch:
+        """Write the byte range's pages and sentences; one receipt row with its counters."""
+        lang, dump = part["lang"], part["dump"]
+        ns = pagetext.namespaces_of(dump)
+        counts = pagetext.new_counts()
+        name = f"part-{part['part']:05d}.parquet"
+        with storage.PartWriter(Path(self.sink["pages"]) / f"lang={lang}", "pages", name) as pw, \
+                storage.PartWriter(Path(self.sink["sentences"]) / f"lang={lang}", "sentences",
+                                   name) as sw:
+            for rows in dumpio.read_partition(part, self.max_bytes):
+                pages, sents = pagetext.split_pages(rows, lang, dump, counts, namespaces=ns,
+                                                    parser=self.parser, max_bytes=self.max_bytes,
+                                                    timeout_s=self.timeout_s)
+                pw.write(pages)
+                sw.write(sents)
+        return pa.RecordBatch.from_pydict(
+            {"lang": [lang], "part": [part["part"]], "rows_pages": [pw.rows],
+             "rows_sentences": [sw.rows], "counts": [json.dumps(counts)]}, schema=RECEIPT_SCHEMA)
 
 
 def raw_batch(rows: list[dict], lang: str, dump: str) -> pa.RecordBatch:
@@ -100,7 +128,8 @@ def resolve(cfg: Any, uri: str) -> str:
 
 
 def plan_dumps(dumps: Mapping[str, list[str]], cfg: Any) -> list[dict]:
-    """The partitions of every dump of every language (raises NotADumpError/DumpNotFoundError)."""
+    """The partitions of every dump of every language (raises NotADumpError/DumpNotFoundError),
+    numbered in order (``part``): the name of the files a sink task writes."""
     tc = _trace_cfg(cfg)
     parts_per_file = int(getattr(tc, "partitions_per_file", 0) or 0)
     plan: list[dict] = []
@@ -110,31 +139,55 @@ def plan_dumps(dumps: Mapping[str, list[str]], cfg: Any) -> list[dict]:
             if not parts:
                 log.warning("dump %s (%s) is empty: no pages", uri, lang)
             plan += parts
-    return plan
+    return [dict(p, part=i) for i, p in enumerate(plan)]
 
 
-def read_dumps(spark: SparkSession, dumps: Mapping[str, list[str]], cfg: Any, *,
-               with_sentences: bool = False) -> DataFrame:
-    """Raw pages of ``dumps`` (lang -> paths): RAW_SCHEMA, one row per page or reject.
-
-    ``with_sentences=True`` cleans and segments in the same Python pass (no wikitext goes
-    through the JVM; about twice the throughput): FUSED_DDL, one page row per page
-    (``para_idx = -1``, wikitext null, ``text_reject`` = its cleaning reject) followed by its
-    sentence rows. ``build_pages``, ``page_stats``, ``build_sentences`` and ``sentence_stats``
-    accept either frame.
-
-    Checks every file on the driver first, so a missing file or one that is not a dump fails
-    with an error naming it (``DumpNotFoundError`` / ``NotADumpError``, both ``ShardError``).
-    """
+def _load(spark: SparkSession, plan: list[dict], cfg: Any, sink: Mapping[str, str] | None
+          ) -> DataFrame:
     tc = _trace_cfg(cfg)
-    plan = plan_dumps(dumps, cfg)
-    if not plan:  # only empty files: an empty frame, not a failing scan
-        return spark.createDataFrame([], FUSED_DDL if with_sentences else RAW_DDL)
     spark.dataSource.register(WikiDumpSource)
     return (spark.read.format(SOURCE_NAME)
             .option("plan", json.dumps(plan))
             .option("max_page_bytes", str(int(getattr(tc, "max_page_bytes", 2_000_000))))
-            .option("with_sentences", "true" if with_sentences else "false")
+            .option("sink", json.dumps(dict(sink)) if sink else "")
             .option("parser", str(getattr(tc, "parser", "fast")))
             .option("page_timeout_s", str(float(getattr(tc, "page_timeout_s", 10.0))))
             .load())
+
+
+def read_dumps(spark: SparkSession, dumps: Mapping[str, list[str]], cfg: Any) -> DataFrame:
+    """Raw pages of ``dumps`` (lang -> paths): RAW_SCHEMA, one row per page or reject, for
+    ``build_pages``, ``page_stats`` and ``build_sentences``.
+
+    Checks every file on the driver first, so a missing file or one that is not a dump fails
+    with an error naming it (``DumpNotFoundError`` / ``NotADumpError``, both ``ShardError``).
+    """
+    plan = plan_dumps(dumps, cfg)
+    if not plan:  # only empty files: an empty frame, not a failing scan
+        return spark.createDataFrame([], RAW_DDL)
+    return _load(spark, plan, cfg, None)
+
+
+def write_dumps(spark: SparkSession, dumps: Mapping[str, list[str]], cfg: Any,
+                pages_dir: Path, sentences_dir: Path) -> dict[str, dict[str, dict[str, int]]]:
+    """Write the ``pages`` and ``sentences`` of ``dumps`` under ``<dir>/lang=<xx>/`` from the
+    tasks (one file per table and byte range, in dump order); returns their stats per table
+    and language, as ``page_stats`` and ``sentence_stats`` count them.
+
+    The folders must be on a file system every executor writes (local mode: any folder).
+    Checks every file on the driver first, as ``read_dumps`` does.
+    """
+    plan = plan_dumps(dumps, cfg)
+    totals: dict[str, dict] = {}
+    if plan:
+        sink = {"pages": str(pages_dir), "sentences": str(sentences_dir)}
+        receipts = _load(spark, plan, cfg, sink).collect()
+        if sorted(r["part"] for r in receipts) != list(range(len(plan))):
+            raise RuntimeError(f"dump partitions reported {len(receipts)} times for {len(plan)}")
+        for r in receipts:
+            pagetext.add_counts(totals.setdefault(r["lang"], pagetext.new_counts()),
+                                json.loads(r["counts"]))
+        for d in (pages_dir, sentences_dir):  # the writers' temporary folder, empty by now
+            shutil.rmtree(Path(d) / "_inflight", ignore_errors=True)
+    return {"pages": {lg: pagetext.page_stats_of(c["pages"]) for lg, c in totals.items()},
+            "sentences": {lg: c["sentences"] for lg, c in totals.items()}}

@@ -24,7 +24,6 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -35,7 +34,7 @@ from factroots.text.chunking import tokenizer_key
 from factroots.text.match import MATCHER
 from factroots.text.normalize import NORMALIZER
 from factroots.trace import chunks as chunks_mod
-from factroots.trace import dump_source, pages, sentences
+from factroots.trace import dump_source
 from factroots.trace.cooccurrence import build_cooccurrence
 from factroots.trace.mentions import build_mentions
 from factroots.trace.names import build_names, fact_flags, read_aliases
@@ -49,7 +48,7 @@ KEYS = {"pages": ("page_id",), "sentences": ("sentence_id",),
         "mentions": ("sentence_id", "uri", "role", "start"), "cooccurrence": ("uuid",)}
 _DDL = {"string": "string", "int64": "bigint", "int32": "int", "bool": "boolean",
         "list<item: int64>": "array<bigint>"}
-_NOT_RESULTS = ("spark_master", "spark_conf", "page_batch_rows", "partitions_per_file")
+_NOT_RESULTS = ("spark_master", "spark_conf", "partitions_per_file")
 
 
 def find_dumps(cfg: RunConfig, langs: list[str]) -> dict[str, list[str]]:
@@ -165,12 +164,8 @@ def run(spark: SparkSession, cfg: RunConfig) -> Path:
         report[lang] = {"status": "done" if lang in todo else "skipped", "dumps": dumps[lang],
                         "fingerprint": fps[lang]}
     if todo:
-        batch_rows = spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch", "10000")
-        try:
-            _run_langs(spark, cfg, facts, {lg: dumps[lg] for lg in todo}, fps, tok_json,
-                       tok_desc, report)
-        finally:
-            spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", batch_rows)
+        _run_langs(spark, cfg, facts, {lg: dumps[lg] for lg in todo}, fps, tok_json, tok_desc,
+                   report)
     _write_report(cfg, report)
     return storage.table_dir(cfg.out, "cooccurrence")
 
@@ -200,21 +195,16 @@ def _run_langs(spark: SparkSession, cfg: RunConfig, facts: pa.Table, dumps: dict
     facts = facts.filter(pc.is_in(facts["lang"], pa.array(langs)))
     extra = {lg: {"dumps": dumps[lg], "chunk_tokenizer": tok_desc,
                   "window": cfg.trace.window, "min_count": cfg.trace.min_count} for lg in langs}
-    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg.trace.page_batch_rows))
-    # The fused read cleans and segments inside the data source: the persisted frame holds
-    # page rows and sentences but no wikitext (which would be ~90 GB for enwiki).
-    raw = dump_source.read_dumps(spark, dumps, cfg, with_sentences=True)
-    raw = raw.persist(StorageLevel.MEMORY_AND_DISK)
+    # The tasks write pages and sentences themselves (no page or sentence goes through the
+    # JVM); Spark only schedules the byte ranges and gathers their counters.
+    staged = {t: storage.staging_dir(cfg.out, t) / "data" for t in ("pages", "sentences")}
     try:
-        pstats = pages.page_stats(raw)
-        _commit(cfg, "pages", _staged_write(pages.build_pages(raw), cfg, "pages"),
-                langs, pstats, fps, extra)
-        sstats = sentences.sentence_stats(raw)
-        staged = _staged_write(sentences.build_sentences(raw, cfg), cfg, "sentences")
-        _commit(cfg, "sentences", staged, langs, sstats, fps, extra)
+        stats = dump_source.write_dumps(spark, dumps, cfg, staged["pages"], staged["sentences"])
+        for table in ("pages", "sentences"):
+            _commit(cfg, table, staged[table], langs, stats[table], fps, extra)
     finally:
-        raw.unpersist()
-    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "10000")
+        for d in staged.values():
+            shutil.rmtree(d.parent, ignore_errors=True)
     _mentions_and_cooccurrence(spark, cfg, facts, langs, fps, tok_json, extra, report)
 
 
@@ -264,7 +254,6 @@ def session(cfg: RunConfig) -> SparkSession:
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     b = (SparkSession.builder.appName("factroots-trace").master(cfg.trace.spark_master)
          .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
-         .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg.trace.page_batch_rows))
          .config("spark.ui.showConsoleProgress", "false")
          .config("spark.sql.session.timeZone", "UTC"))
     if cfg.trace.spark_master.startswith("local"):

@@ -7,19 +7,13 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from factroots import tables
-
-PAGE_REJECTS = ("truncated", "corrupt_stream", "parse_error")
-
-
-def page_rows(df: DataFrame) -> DataFrame:
-    """The page rows of a raw frame, or of a fused one (``read_dumps(with_sentences=True)``)."""
-    return df.where(F.col("para_idx") < 0) if "para_idx" in df.columns else df
+from factroots.text.pagetext import PAGE_REJECTS, page_stats_of
 
 
 def build_pages(raw_df: DataFrame) -> DataFrame:
     """Pages that were read whole (rejects left out; they are counted by ``page_stats``)."""
     spec = tables.spec("pages")
-    return (page_rows(raw_df).where(F.col("reject").isNull())
+    return (raw_df.where(F.col("reject").isNull())
             .select(*[F.col(f.name).cast(_spark_type(f.type)).alias(f.name) for f in spec.schema]))
 
 
@@ -33,8 +27,6 @@ def page_stats(raw_df: DataFrame) -> dict[str, dict]:
     ``in = out + Σ rejected_*``), and, among the pages kept, ``articles`` (namespace 0, not a
     redirect), ``redirects``, ``non_articles`` (other namespaces) and ``oversized`` (articles
     over trace.max_page_bytes: kept in ``pages``, rejected from ``sentences``)."""
-    fused = "text_reject" in raw_df.columns
-    raw_df = page_rows(raw_df)
     ok = F.col("reject").isNull()
     aggs = [F.count(F.lit(1)).alias("in"), F.sum(ok.cast("long")).alias("out")]
     aggs += [F.sum((F.col("reject") == r).cast("long")).alias(f"rejected_{r}") for r in PAGE_REJECTS]
@@ -43,16 +35,12 @@ def page_stats(raw_df: DataFrame) -> dict[str, dict]:
         F.sum(article.cast("long")).alias("articles"),
         F.sum((ok & F.col("is_redirect")).cast("long")).alias("redirects"),
         F.sum((ok & (F.col("namespace") != 0) & ~F.col("is_redirect")).cast("long")).alias("non_articles"),
-        F.sum((article & (F.col("text_reject") == "oversized" if fused
-                          else F.col("wikitext").isNull())).cast("long")).alias("oversized"),
+        F.sum((article & F.col("wikitext").isNull()).cast("long")).alias("oversized"),
     ]
     other = ok | F.col("reject").isin(*PAGE_REJECTS)
     aggs.append(F.sum((~other).cast("long")).alias("rejected_other"))
     out = {}
     for row in raw_df.groupBy("lang").agg(*aggs).collect():
-        d = {k: int(v or 0) for k, v in row.asDict().items() if k != "lang"}
-        d["pages_in"], d["pages_out"] = d["in"], d["out"]
-        if not d["rejected_other"]:
-            del d["rejected_other"]
-        out[row["lang"]] = d
+        out[row["lang"]] = page_stats_of({k: int(v or 0) for k, v in row.asDict().items()
+                                          if k != "lang"})
     return out

@@ -12,10 +12,10 @@ from pyspark.sql import functions as F
 
 from factroots import tables
 from factroots.text import pagetext
+from factroots.text.pagetext import SENTENCE_REJECTS
 
 CLEAN_DDL = ("lang string, page_id bigint, para_idx int, sent_idx int, sentence_id bigint, "
              "text string, reject string")
-SENTENCE_REJECTS = ("oversized", "timeout", "clean_error")
 
 
 def clean_pages(raw_df: DataFrame, cfg: Any) -> DataFrame:
@@ -37,21 +37,16 @@ def sentences_of(clean_df: DataFrame) -> DataFrame:
 
 
 def build_sentences(raw_df: DataFrame, cfg: Any) -> DataFrame:
-    """Sentences of the articles of ``raw_df`` (exactly the ``sentences`` schema); a fused
-    frame (``read_dumps(with_sentences=True)``) already holds them."""
-    if "text" in raw_df.columns:
-        return sentences_of(raw_df)
+    """Sentences of the articles of ``raw_df`` (exactly the ``sentences`` schema)."""
     return sentences_of(clean_pages(raw_df, cfg))
 
 
 def sentence_stats(clean_df: DataFrame) -> dict[str, dict]:
-    """From ``clean_pages`` output or a fused frame, per language: ``in`` (articles), ``out`` (articles cleaned), ``rejected_<reason>`` for
-    oversized / timeout / clean_error, ``sentences`` and ``empty_articles`` (no sentence)."""
+    """From ``clean_pages`` output, per language: ``in`` (articles), ``out`` (articles
+    cleaned), ``rejected_<reason>`` for oversized / timeout / clean_error, ``sentences`` and
+    ``empty_articles`` (no sentence)."""
     marker = F.col("para_idx") < 0
     reject = F.col("reject")
-    if "text_reject" in clean_df.columns:  # a fused frame: its page rows of articles
-        marker = marker & F.col("reject").isNull() & (F.col("namespace") == 0) & ~F.col("is_redirect")
-        reject = F.col("text_reject")
     aggs = [F.sum(marker.cast("long")).alias("in"),
             F.sum((marker & reject.isNull()).cast("long")).alias("out"),
             F.sum((F.col("para_idx") >= 0).cast("long")).alias("sentences"),
