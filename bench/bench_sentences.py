@@ -9,17 +9,22 @@ processes, children included), MB of XML per core-second for:
   ours/core    our pure path, one process: decompress, parse, clean, segment (dump -> sentences)
   spark        in local mode, CPU of the JVM and its Python workers: the trace job's path
                (write_dumps: each task decompresses, parses, cleans, segments and writes its
-               pages and sentences Parquet files; the JVM gets counters only), cold (Python
-               workers start) and warm; the DataFrame API (read_dumps + build_sentences, the
-               JVM writes Parquet) warm; also wall-clock x 2 cores
+               pages and sentences Parquet files; the JVM gets counters only): cold on the
+               small input (Python workers start and import), then warm on the big, the small
+               and the big input again; "warm" is the mean of the two big runs and "per MB" is
+               (big - small) / (MB big - MB small), the cost per MB without the fixed cost of
+               a job (query planning, task start-up), which a real dump (GBs) amortises; the
+               DataFrame API (read_dumps + build_sentences, the JVM writes Parquet) warm, in
+               the first round; also wall-clock x 2 cores
   wikiextractor  python -m wikiextractor.WikiExtractor --no-templates --processes 1
 
-and peak RSS of our pure path and of the Spark job's Python workers and JVM on a dump
-``--mem-factor`` times smaller (flat memory check).
+and peak RSS of our pure path and of the Spark job's Python workers and JVM on the small input
+(``--mem-factor`` times smaller) and the big one (flat memory check).
 Every contender runs once per round (``--rounds``, default 3), one after the other, and the
 report gives each round and the median: this machine's speed drifts over minutes, so ratios
 are taken within a round, where the contenders ran minutes apart at most.
-Usage: python bench/bench_sentences.py [--mb 50] [--rounds 3] [--no-spark] [--no-wikiextractor]
+Usage: python bench/bench_sentences.py [--mb 50] [--rounds 3] [--mem-check] [--no-spark]
+                                       [--no-wikiextractor]
 """
 
 from __future__ import annotations
@@ -147,33 +152,46 @@ from pyspark.sql import SparkSession
 from factroots.config import RunConfig
 from factroots.trace.dump_source import read_dumps, write_dumps, SPARK_CONF
 from factroots.trace.sentences import build_sentences
-paths, out, mode = json.loads(sys.argv[1]), Path(sys.argv[2]), sys.argv[4]
+big, small, out, full = (json.loads(sys.argv[1]), json.loads(sys.argv[2]), Path(sys.argv[3]),
+                         sys.argv[5] == "full")
 b = (SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false")
      .config("spark.driver.bindAddress", "127.0.0.1").config("spark.driver.host", "127.0.0.1")
      .config("spark.driver.memory", "1g").config("spark.sql.shuffle.partitions", "2"))
 spark = b.getOrCreate()
 spark.sparkContext.setLogLevel("ERROR")
 
-sys.path.insert(0, sys.argv[3])  # bench/, for the shared CPU and memory meters
-from cpu_tree import peak_rss_mb, tree_cpu
+sys.path.insert(0, sys.argv[4])  # bench/, for the shared CPU and memory meters
+from cpu_tree import peak_rss_mb, tree_cpu, tree_cpu_by_kind
 spark.range(4).selectExpr("id * 2").collect()  # JVM up, not counted
 cfg = RunConfig()
-dumps = {k: [v] for k, v in paths.items()}
 res = {}
-# the job's path, twice: cold (Python workers start and import), then warm (reused)
-for run in ("cold",) if mode == "mem" else ("cold", "warm"):
+
+def job(run, paths):
     shutil.rmtree(out, ignore_errors=True)
-    c0, t = tree_cpu(), time.perf_counter()
-    stats = write_dumps(spark, dumps, cfg, out / "pages", out / "sentences")
-    res[run + "_wall"], res[run + "_cpu"] = time.perf_counter() - t, tree_cpu() - c0
-res["rows"] = sum(s["sentences"] for s in stats["sentences"].values())
+    c0, t = tree_cpu_by_kind(), time.perf_counter()
+    stats = write_dumps(spark, {k: [v] for k, v in paths.items()}, cfg, out / "pages",
+                        out / "sentences")
+    res[run + "_wall"] = time.perf_counter() - t
+    c1 = tree_cpu_by_kind()
+    res[run + "_jvm"], res[run + "_py"] = c1["jvm"] - c0["jvm"], c1["python"] - c0["python"]
+    res[run + "_cpu"] = res[run + "_jvm"] + res[run + "_py"]
+    return sum(s["sentences"] for s in stats["sentences"].values())
+
+# the job's path: cold on the small input (Python workers start and import), then warm
+# big, small, big: the difference between big and small is the per-MB cost without the fixed
+# cost of a job (planning, task start-up)
+job("cold", small)
+res["rss_small"] = peak_rss_mb()
+res["rows"] = job("big1", big)
+job("small", small)
+job("big2", big)
 res["rss"] = peak_rss_mb()
-if mode == "full":
+if full:
     # the DataFrame API: raw pages through the JVM, cleaned by mapInArrow, Parquet by the JVM
     for k, v in SPARK_CONF.items():
         spark.conf.set(k, v)
     c0, t = tree_cpu(), time.perf_counter()
-    raw = read_dumps(spark, dumps, cfg)
+    raw = read_dumps(spark, {k: [v] for k, v in big.items()}, cfg)
     build_sentences(raw, cfg).write.mode("overwrite").partitionBy("lang").parquet(str(out / "df"))
     res["df_wall"], res["df_cpu"] = time.perf_counter() - t, tree_cpu() - c0
     assert spark.read.parquet(str(out / "df")).count() == res["rows"]
@@ -182,14 +200,14 @@ spark.stop()
 """
 
 
-def run_spark(paths: dict[str, Path], mode: str = "full") -> dict:
-    """The Spark runs in a child process (``mode`` full: every run; job: the job's path cold
-    and warm; mem: the job's path once)."""
-    c, wall, stdout = run_child([sys.executable, "-c", SPARK_CHILD,
-                                 json.dumps({k: str(v) for k, v in paths.items()}),
-                                 str(OUT / f"spark-{mode}"), str(Path(__file__).parent), mode])
-    res = json.loads(stdout.strip().splitlines()[-1])
-    return {"cpu": c, "wall": wall, **res}
+def run_spark(big: dict[str, Path], small: dict[str, Path], full: bool) -> dict:
+    """The Spark runs in a child process (full: also the DataFrame API path)."""
+    _, _, stdout = run_child([sys.executable, "-c", SPARK_CHILD,
+                              json.dumps({k: str(v) for k, v in big.items()}),
+                              json.dumps({k: str(v) for k, v in small.items()}),
+                              str(OUT / "spark-out"), str(Path(__file__).parent),
+                              "full" if full else "job"])
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 MEM_CHILD = """
@@ -210,25 +228,37 @@ def peak_rss_mb(paths: dict[str, Path]) -> float:
     return int(out.strip().splitlines()[-1]) / 1024
 
 
-def one_round(big: dict[str, Path], mb: float, a: argparse.Namespace, first: bool) -> dict:
+def one_round(big: dict[str, Path], small: dict[str, Path], mb: float, small_mb: float,
+              a: argparse.Namespace, first: bool) -> dict:
     """Core-seconds of every contender on ``big``, measured one after the other."""
     r: dict = {"bz2": run_bz2(big)}
     r["ours"], r["articles"], r["sentences"] = run_ours(big)
     if not a.no_wikiextractor:
         r["wikiextractor"] = run_wikiextractor(big)
     if not a.no_spark:
-        sp = run_spark(big, "full" if first else "job")
-        r.update({f"spark_{k}": sp[f"{k}_cpu"] for k in ("warm", "cold", "df") if f"{k}_cpu" in sp})
-        r["spark_wall2"], r["spark_rows"], r["spark_rss"] = 2 * sp["warm_wall"], sp["rows"], sp["rss"]
+        sp = run_spark(big, small, first)
+        r["spark_warm"] = (sp["big1_cpu"] + sp["big2_cpu"]) / 2
+        # per MB without a job's fixed cost, as core-seconds for the big input
+        r["spark_marginal"] = (r["spark_warm"] - sp["small_cpu"]) / (mb - small_mb) * mb
+        for kind in ("jvm", "py"):  # where a warm run's CPU goes
+            r[f"spark_warm_{kind}"] = (sp[f"big1_{kind}"] + sp[f"big2_{kind}"]) / 2
+        r["spark_cold"] = sp["cold_cpu"] * mb / small_mb
+        if "df_cpu" in sp:
+            r["spark_df"] = sp["df_cpu"]
+        r["spark_wall2"] = sp["big1_wall"] + sp["big2_wall"]  # mean wall x 2 cores
+        r["spark_rows"], r["spark_rss"], r["spark_rss_small"] = sp["rows"], sp["rss"], sp["rss_small"]
     return r
 
 
 ROWS = [("bz2", "Python bz2 decompression (floor)"),
         ("ours", "ours, pure path, 1 process"),
         ("wikiextractor", "WikiExtractor --no-templates --processes 1"),
-        ("spark_warm", "Spark local[2]: the trace job's path (write_dumps), warm"),
-        ("spark_cold", "Spark local[2]: the same, cold (Python workers start and import)"),
-        ("spark_df", "Spark local[2]: DataFrame API (read_dumps + build_sentences), warm"),
+        ("spark_warm", "Spark local[2], the trace job's path (write_dumps), warm"),
+        ("spark_marginal", "  the same, per MB beyond a job's fixed cost (big - small)"),
+        ("spark_warm_py", "  core-s of the warm run in its Python workers"),
+        ("spark_warm_jvm", "  core-s of the warm run in its JVM (mostly JIT compiling)"),
+        ("spark_cold", "  the same, cold, on the small input (Python workers start)"),
+        ("spark_df", "Spark local[2], DataFrame API (read_dumps + build_sentences), warm"),
         ("spark_wall2", "Spark job's path, wall-clock x 2 cores")]
 
 
@@ -238,10 +268,11 @@ def report(rounds: list[dict], mb: float) -> None:
     head = "".join(f"  round {i + 1:>2}" for i in range(len(rounds)))
     print(f"{'MB of XML per core-second':<70}{head}    median")
     for k, name in keys:
-        rates = [mb / r[k] for r in rounds if k in r]
+        rates = [r[k] if name.startswith("  core-s") else mb / r[k] for r in rounds if k in r]
         cells = "".join(f"{x:>10.1f}" for x in rates) + " " * 10 * (len(rounds) - len(rates))
         print(f"{name:<70}{cells}{statistics.median(rates):>10.1f}")
-    for who, k in (("pure path", "ours"), ("Spark job", "spark_warm")):
+    for who, k in (("pure path", "ours"), ("Spark job", "spark_warm"),
+                   ("Spark job per MB", "spark_marginal")):
         if k not in rounds[0]:
             continue
         vs_bz2 = [r["bz2"] / r[k] for r in rounds]
@@ -259,7 +290,10 @@ def main() -> None:
     ap.add_argument("--mb", type=float, default=50.0, help="MB of XML in total (default 50)")
     ap.add_argument("--rounds", type=int, default=3,
                     help="rounds of all measurements; medians are reported (default 3)")
-    ap.add_argument("--mem-factor", type=float, default=10.0, help="size ratio for the memory check")
+    ap.add_argument("--mem-factor", type=float, default=10.0,
+                    help="size ratio of the big input to the small one (default 10)")
+    ap.add_argument("--mem-check", action="store_true",
+                    help="also measure peak memory on an input --mem-factor times the big one")
     ap.add_argument("--no-spark", action="store_true")
     ap.add_argument("--no-wikiextractor", action="store_true")
     a = ap.parse_args()
@@ -270,20 +304,32 @@ def main() -> None:
     print(f"input: {len(big)} multistream dumps, {mb:.1f} MB of XML, "
           f"{sum(p.stat().st_size for p in big.values()) / 1e6:.1f} MB bz2; "
           f"load average at start {load0[0]:.1f} on {os.cpu_count()} cores")
-    rounds = [one_round(big, mb, a, i == 0) for i in range(a.rounds)]
+    small_mb = xml_mb(small)
+    rounds = [one_round(big, small, mb, small_mb, a, i == 0) for i in range(a.rounds)]
     r0 = rounds[0]
     print(f"{r0['articles']} articles, {r0['sentences']} sentences"
-          + (f" (Spark: {r0['spark_rows']})" if "spark_rows" in r0 else ""))
+          + (f" (Spark: {r0['spark_rows']})" if "spark_rows" in r0 else "")
+          + f"; small input {small_mb:.1f} MB of XML")
     report(rounds, mb)
-    small_mb, big_rss, small_rss = xml_mb(small), peak_rss_mb(big), peak_rss_mb(small)
+    big_rss, small_rss = peak_rss_mb(big), peak_rss_mb(small)
     print(f"peak RSS, pure path: {small_rss:.0f} MB on {small_mb:.1f} MB of XML, "
           f"{big_rss:.0f} MB on {mb:.1f} MB (x{mb / small_mb:.1f} input, x{big_rss / small_rss:.2f} memory)")
+    if a.mem_check:  # the same stream structure (100 pages a stream), ten times as many streams
+        huge = build_dumps(a.mb * a.mem_factor, OUT / f"dump-{a.mb * a.mem_factor:g}mb")
+        huge_mb, huge_rss = xml_mb(huge), peak_rss_mb(huge)
+        print(f"peak RSS, pure path: {big_rss:.0f} MB on {mb:.1f} MB, {huge_rss:.0f} MB on "
+              f"{huge_mb:.1f} MB (x{huge_mb / mb:.1f} input, x{huge_rss / big_rss:.2f} memory)")
+        if not a.no_spark:
+            lo, hi = r0["spark_rss"], run_spark(huge, small, False)["rss"]
+            for kind in ("python_worker", "jvm"):
+                print(f"peak RSS, Spark job's path, largest {kind}: {lo[kind]:.0f} MB after "
+                      f"{mb:.1f} MB, {hi[kind]:.0f} MB after {huge_mb:.1f} MB "
+                      f"(x{hi[kind] / lo[kind]:.2f} memory)")
     if not a.no_spark:
-        small_spark, big_spark = run_spark(small, "mem")["rss"], r0["spark_rss"]
         for kind in ("python_worker", "jvm"):
-            print(f"peak RSS, Spark job's path, largest {kind}: {small_spark[kind]:.0f} MB on "
-                  f"{small_mb:.1f} MB, {big_spark[kind]:.0f} MB on {mb:.1f} MB "
-                  f"(x{big_spark[kind] / small_spark[kind]:.2f} memory)")
+            lo, hi = r0["spark_rss_small"][kind], r0["spark_rss"][kind]
+            print(f"peak RSS, Spark job's path, largest {kind}: {lo:.0f} MB on {small_mb:.1f} MB, "
+                  f"{hi:.0f} MB after {mb:.1f} MB (x{hi / lo:.2f} memory)")
     print(f"load average at end {os.getloadavg()[0]:.1f}")
 
 

@@ -32,9 +32,26 @@ def _descendants(kids: dict[int, list[int]]) -> list[int]:
 
 def tree_cpu() -> float:
     """CPU seconds of this process and all its descendants (the JVM and its Python workers)."""
+    return sum(tree_cpu_by_kind().values())
+
+
+def tree_cpu_by_kind() -> dict[str, float]:
+    """CPU seconds of this process and its descendants: ``jvm`` and ``python`` (the others)."""
     tick = os.sysconf("SC_CLK_TCK")
     kids, stat = _tree()
-    return sum(sum(int(x) for x in stat[p][11:15]) / tick for p in _descendants(kids) if p in stat)
+    out = {"jvm": 0.0, "python": 0.0}
+    for p in _descendants(kids):
+        if p in stat:
+            out[_kind(p)] += sum(int(x) for x in stat[p][11:15]) / tick
+    return out
+
+
+def _kind(pid: int) -> str:
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+    except OSError:
+        return "python"
+    return "jvm" if cmd.endswith(b"java") else "python"
 
 
 def peak_rss_mb() -> dict[str, float]:
@@ -49,6 +66,6 @@ def peak_rss_mb() -> dict[str, float]:
             continue
         hwm = next((int(x.split()[1]) / 1024 for x in status.splitlines()
                     if x.startswith("VmHWM:")), 0.0)
-        kind = "jvm" if b"java" in cmd.split(b"\0")[0] else "python_worker"
+        kind = "jvm" if cmd.split(b"\0")[0].endswith(b"java") else "python_worker"
         out[kind] = max(out[kind], hwm)
     return out

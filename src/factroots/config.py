@@ -74,7 +74,8 @@ class TraceConfig:
     evidence_k: int = opt(5, "how many evidence sentence_ids to keep per (fact, language)")
     max_mentions_per_sentence: int = opt(64, "mentions kept per sentence for pairing")
     partitions_per_file: int = opt(0, "split each indexed dump into this many byte ranges "
-                                      "(0 = about one per 32 MB compressed, at least 2)")
+                                      "(0 = about one per 32 MB compressed, at least 2 for "
+                                      "files of 8 MB or more)")
     spark_master: str = opt("local[2]", "Spark master for `factroots trace` (spark-submit "
                                         "sets its own)")
     spark_conf: dict = opt({}, "extra Spark settings (key -> value)")

@@ -63,7 +63,7 @@ def test_multistream_layout_and_index(ms250):
     assert lines[0].split(":", 2)[1:] == ["1000", real_pages(1)[0]["title"]]
 
 
-def test_multistream_byte_ranges_cover_every_page_once(ms250):
+def test_multistream_byte_ranges_cover_every_page_once(ms250, monkeypatch):
     dump, _ = ms250
     plan = dumps.plan_dump(str(dump), "xx", parts=3)
     assert [p["kind"] for p in plan] == ["multistream"] * 3
@@ -72,8 +72,12 @@ def test_multistream_byte_ranges_cover_every_page_once(ms250):
     assert all(r["reject"] is None for r in rows)
     first = real_pages(1)[0]
     assert rows[0]["title"] == first["title"] and rows[0]["wikitext"] == first["text"]
-    assert dumps.plan_dump(str(dump), "xx")  # default: at least 2 ranges when there are streams
-    assert len(dumps.plan_dump(str(dump), "xx")) >= 2
+    # default: a small file stays one task; one of 2 x MIN_SPLIT_BYTES or more becomes two
+    assert len(dumps.plan_dump(str(dump), "xx")) == 1
+    monkeypatch.setattr(dumps, "MIN_SPLIT_BYTES", dump.stat().st_size // 2)
+    halves = dumps.plan_dump(str(dump), "xx")
+    assert len(halves) == 2 and halves[0]["end"] == halves[1]["start"]
+    assert [r["page_id"] for p in halves for rs in dumps.read_partition(p) for r in rs] == list(range(1000, 1250))
 
 
 def test_dump_without_index_reads_as_one_partition(ms250, tmp_path):

@@ -34,6 +34,9 @@ from factroots.text.multistream import index_path_for
 BLOCK = 1 << 20
 HEAD_BYTES = 1 << 18
 DEFAULT_PART_BYTES = 32 << 20
+# A Spark Python task costs ~70 ms of CPU by itself (measured, BENCHMARKS.md): a file is cut in
+# two for parallelism only when each half is at least this big (compressed, ~20 MB of XML).
+MIN_SPLIT_BYTES = 4 << 20
 BZ2_STREAM_MAGIC = re.compile(rb"BZh[1-9]1AY&SY")
 _MAGIC = {b"BZh": "bz2", b"\xfd7zXZ": "xz", b"\x1f\x8b": "gz"}
 
@@ -196,7 +199,8 @@ def plan_dump(uri: str, lang: str, *, part_bytes: int = 0, parts: int = 0) -> li
     if info["index"]:
         streams = read_index(info["index"])
         if streams:
-            return _group_streams(streams, size, target, base, at_least=2 if not parts else 1)
+            at_least = 1 if parts or size < 2 * MIN_SPLIT_BYTES else 2
+            return _group_streams(streams, size, target, base, at_least=at_least)
     if info["codec"] == "none" and info["encoding"] == "utf-8" and size > target:
         cuts = list(range(0, size, target)) + [size]
         return [dict(base, kind="xmlrange", start=a, end=b) for a, b in itertools.pairwise(cuts)]

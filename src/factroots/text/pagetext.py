@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from factroots import tables
 from factroots.text import segment, wikitext
@@ -36,9 +37,7 @@ def page_sentences(text: str | None, length: int, lang: str, *, namespaces: Mapp
                                         max_bytes=max_bytes, timeout_s=timeout_s)
     if reason:
         return [], reason
-    split = segment.split_sentences
-    out = [(p, s, sent) for p, para in enumerate(paras)
-           for s, sent in enumerate(split(para, lang))]
+    out = segment.split_paragraphs(paras, lang)
     if len(out) >= SENTENCE_ID_BASE:  # ids must stay inside the page's id block
         return [], "oversized"
     return out, None
@@ -149,8 +148,18 @@ def split_pages(rows: list[dict], lang: str, dump: str, counts: dict[str, dict[s
         sc["out"] += 1
         sc["sentences"] += len(sents)
         sc["empty_articles"] += not sents
+    sent_cols["text"] = _string_array(sent_cols["text"])
     return (pa.RecordBatch.from_pydict(page_cols, schema=PAGES_FILE),
             pa.RecordBatch.from_pydict(sent_cols, schema=SENTENCES_FILE))
+
+
+def _string_array(texts: list[str]) -> pa.Array:
+    """``pa.array(texts)``, faster: one join and one UTF-8 encoding in C instead of one per
+    string (NUL never occurs in page text, which XML forbids)."""
+    joined = "\x00".join(texts)
+    if len(texts) < 2 or joined.count("\x00") != len(texts) - 1:
+        return pa.array(texts, pa.string())
+    return pc.split_pattern(pa.array([joined], pa.string()), "\x00").flatten()
 
 
 def _add_sentences(cols: dict[str, list], page_id: int, sents: list[tuple[int, int, str]]) -> None:

@@ -23,6 +23,25 @@ def split_sentences(paragraph: str, lang: str) -> list[str]:
     return _cap(out) if len(paragraph) > MAX_SENTENCE_CHARS else out
 
 
+def split_paragraphs(paragraphs: list[str], lang: str) -> list[tuple[int, int, str]]:
+    """(para_idx, sent_idx, sentence) of a page's paragraphs in order: ``split_sentences`` of
+    each, with the per-call work hoisted out of the loop (a page has hundreds of paragraphs)."""
+    if lang in PARAGRAPH_LANGS:
+        return [(p, j, s) for p, para in enumerate(paragraphs)
+                for j, s in enumerate(split_sentences(para, lang))]
+    seg, out = sentencex.segment, []
+    for p, para in enumerate(paragraphs):
+        try:
+            parts = seg(lang, para)
+        except Exception:  # noqa: BLE001 - an unknown code falls back to sentencex's default rules
+            parts = seg("en", para)
+        sents = [t for s in parts if (t := s.strip())]
+        if len(para) > MAX_SENTENCE_CHARS:
+            sents = _cap(sents)
+        out += zip([p] * len(sents), range(len(sents)), sents)
+    return out
+
+
 def _cap(sentences: list[str]) -> list[str]:
     """Split run-on 'sentences' (lists without punctuation) at spaces below a length cap."""
     out = []
