@@ -153,8 +153,8 @@ class PartWriter:
     retried task replaces the file with the same content. No rows: no file.
     """
 
-    def __init__(self, folder: Path, table: str, name: str, *, group_rows: int = 1 << 17,
-                 group_bytes: int = 64 << 20) -> None:
+    def __init__(self, folder: Path, table: str, name: str, *, group_rows: int = 1 << 15,
+                 group_bytes: int = 16 << 20) -> None:
         self.final = Path(folder) / name
         self.tmp = Path(folder).parent / "_inflight" / f"{self.final.parent.name}-{name}.{_uuid.uuid4().hex[:8]}"
         self.schema = tables.stored_schema(table)
