@@ -9,16 +9,17 @@ Usage: git worktree add /tmp/old f41275a && python bench/compare_job_paths.py --
 """
 
 import argparse
-import bz2
 import glob
 import json
 import os
-import resource
 import subprocess
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from bench_sentences import run_bz2, xml_mb  # noqa: E402 - bench/ is not a package
+
 CHILD = r"""
 import json, os, sys, time, shutil
 from pathlib import Path
@@ -54,20 +55,6 @@ spark.stop()
 """
 
 
-def cpu() -> float:
-    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
-
-
-def read_all(paths: dict[str, str]) -> int:
-    n = 0
-    for f in paths.values():
-        with bz2.open(f) as h:
-            while b := h.read(1 << 22):
-                n += len(b)
-    return n
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--old-src", required=True, help="src/ of a checkout of the previous commit")
@@ -75,12 +62,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     a = ap.parse_args()
     paths = {Path(f).name[:2]: f for f in glob.glob(f"{a.dumps}/*.bz2") if "-index" not in f}
-    mb = read_all(paths) / 1e6
+    mb = xml_mb({k: Path(v) for k, v in paths.items()})
     srcs = {"old": a.old_src, "new": str(HERE.parent / "src")}
     for rnd in range(a.rounds):
-        t = cpu()
-        read_all(paths)
-        b = cpu() - t
+        b = run_bz2({k: Path(v) for k, v in paths.items()})
         line = [f"round {rnd + 1}: bz2 {mb / b:.1f} MB/core-s"]
         for which in ("old", "new") if rnd % 2 == 0 else ("new", "old"):
             env = dict(os.environ, PYTHONPATH=srcs[which])

@@ -141,3 +141,10 @@ def test_is_article():
 def test_split_pages_is_deterministic():
     a, b = _split(ROWS), _split(ROWS)
     assert a[0].equals(b[0]) and a[1].equals(b[1]) and a[2] == b[2]
+
+
+def test_sentence_text_column_matches_pyarrow_and_survives_nul() -> None:
+    import pyarrow as pa
+
+    for texts in ([], ["one"], ["a", "ß", "日本語。"], ["", "x", ""], ["bad\x00nul", "ok"]):
+        assert pagetext._string_array(texts).equals(pa.array(texts, pa.string())), texts

@@ -39,9 +39,8 @@ SOURCE_NAME = "factroots_wikidump"
 RAW_SCHEMA = pa.schema(pagetext.RAW_FIELDS)
 RAW_DDL = ("lang string, dump string, page_id bigint, rev_id bigint, title string, "
            "namespace int, is_redirect boolean, wikitext string, wikitext_len bigint, reject string")
-RECEIPT_DDL = "lang string, part int, rows_pages bigint, rows_sentences bigint, counts string"
-RECEIPT_SCHEMA = pa.schema([("lang", pa.string()), ("part", pa.int32()), ("rows_pages", pa.int64()),
-                            ("rows_sentences", pa.int64()), ("counts", pa.string())])
+RECEIPT_DDL = "lang string, part int, counts string"
+RECEIPT_SCHEMA = pa.schema([("lang", pa.string()), ("part", pa.int32()), ("counts", pa.string())])
 # Settings for reading raw pages into a DataFrame (read_dumps): whole pages per Arrow batch,
 # not 10,000 (write_dumps sends no pages through Arrow and needs none).
 SPARK_CONF = {"spark.sql.execution.arrow.maxRecordsPerBatch": "256"}
@@ -107,8 +106,8 @@ class WikiDumpReader(DataSourceReader):
                 pw.write(pages)
                 sw.write(sents)
         return pa.RecordBatch.from_pydict(
-            {"lang": [lang], "part": [part["part"]], "rows_pages": [pw.rows],
-             "rows_sentences": [sw.rows], "counts": [json.dumps(counts)]}, schema=RECEIPT_SCHEMA)
+            {"lang": [lang], "part": [part["part"]], "counts": [json.dumps(counts)]},
+            schema=RECEIPT_SCHEMA)
 
 
 def raw_batch(rows: list[dict], lang: str, dump: str) -> pa.RecordBatch:
