@@ -3,9 +3,11 @@
 ``run(spark, cfg)`` reads ``facts`` from ``cfg.out``, finds each language's dumps
 (``trace.dumps``, else ``trace.dump_dir``), and builds the four tables for every language that
 is not done yet, all languages in one Spark job per stage. Each stage is materialised to
-Parquet and read back by the next. Every table is written into a staging folder with
-``partitionBy("lang")`` and each language is then moved into place on its own
-(``storage.commit_partition``): re-running one language replaces only that language. A
+Parquet and read back by the next. Every table is written into a staging folder, ``pages``
+and ``sentences`` by the Spark tasks themselves (``dump_source.write_dumps``: one file per byte
+range, only counters reach the JVM), the others with ``partitionBy("lang")``, and each
+language is then moved into place on its own (``storage.commit_partition``): re-running one
+language replaces only that language. A
 language is skipped when its four partitions are done with the same fingerprint (dumps, trace
 settings, normaliser, matcher, chunk tokenizer, facts). A language without a dump, or whose
 dump cannot be read, is reported in ``<out>/trace_report.json`` and the log, not a crash.
@@ -44,8 +46,8 @@ log = logging.getLogger(__name__)
 
 STAGE_VERSION = "trace-1"
 TABLES = ("pages", "sentences", "mentions", "cooccurrence")
-KEYS = {"pages": ("page_id",), "sentences": ("sentence_id",),
-        "mentions": ("sentence_id", "uri", "role", "start"), "cooccurrence": ("uuid",)}
+# sort keys of the tables Spark writes (pages and sentences come in dump order from the tasks)
+KEYS = {"mentions": ("sentence_id", "uri", "role", "start"), "cooccurrence": ("uuid",)}
 _DDL = {"string": "string", "int64": "bigint", "int32": "int", "bool": "boolean",
         "list<item: int64>": "array<bigint>"}
 _NOT_RESULTS = ("spark_master", "spark_conf", "partitions_per_file")
