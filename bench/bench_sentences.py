@@ -132,7 +132,7 @@ def ours(paths: dict[str, Path]) -> tuple[int, int]:
         for part in dumps.plan_dump(str(p), lang):
             for rows in dumps.read_partition(part):
                 for r in rows:
-                    if r["reject"] or r["namespace"] != 0 or r["is_redirect"]:
+                    if not pagetext.is_article(r):
                         continue
                     sents, _ = pagetext.page_sentences(r["wikitext"], r["wikitext_len"], lang,
                                                        namespaces=ns)

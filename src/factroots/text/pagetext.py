@@ -119,35 +119,35 @@ def split_pages(rows: list[dict], lang: str, dump: str, counts: dict[str, dict[s
                 ) -> tuple[pa.RecordBatch, pa.RecordBatch]:
     """``pages`` and ``sentences`` rows (their stored schemas: no ``lang``) of a run of page
     dicts of one dump, each page counted in ``counts`` (``new_counts()``)."""
-    pc, sc = counts["pages"], counts["sentences"]
+    pcount, scount = counts["pages"], counts["sentences"]
     page_cols: dict[str, list] = {n: [] for n in PAGES_FILE.names}
     sent_cols: dict[str, list] = {n: [] for n in SENTENCES_FILE.names}
     for r in rows:
-        pc["in"] += 1
+        pcount["in"] += 1
         if r["reject"] is not None:
             key = f"rejected_{r['reject']}" if r["reject"] in PAGE_REJECTS else "rejected_other"
-            pc[key] = pc.get(key, 0) + 1
+            pcount[key] = pcount.get(key, 0) + 1
             continue
-        pc["out"] += 1
+        pcount["out"] += 1
         for n in PAGES_FILE.names:
             page_cols[n].append(dump if n == "dump" else r[n])
         if r["is_redirect"] or r["namespace"] != 0:
-            pc["redirects" if r["is_redirect"] else "non_articles"] += 1
+            pcount["redirects" if r["is_redirect"] else "non_articles"] += 1
             continue
-        pc["articles"] += 1
-        sc["in"] += 1
+        pcount["articles"] += 1
+        scount["in"] += 1
         sents, reason = page_sentences(r["wikitext"], r["wikitext_len"] or 0, lang,
                                        namespaces=namespaces, parser=parser,
                                        max_bytes=max_bytes, timeout_s=timeout_s)
-        pc["oversized"] += r["wikitext"] is None  # as page_stats counts it
+        pcount["oversized"] += r["wikitext"] is None  # as page_stats counts it
         if reason:
             key = f"rejected_{reason}"
-            sc[key] = sc.get(key, 0) + 1
+            scount[key] = scount.get(key, 0) + 1
             continue
         _add_sentences(sent_cols, r["page_id"], sents)
-        sc["out"] += 1
-        sc["sentences"] += len(sents)
-        sc["empty_articles"] += not sents
+        scount["out"] += 1
+        scount["sentences"] += len(sents)
+        scount["empty_articles"] += not sents
     sent_cols["text"] = _string_array(sent_cols["text"])
     return (pa.RecordBatch.from_pydict(page_cols, schema=PAGES_FILE),
             pa.RecordBatch.from_pydict(sent_cols, schema=SENTENCES_FILE))

@@ -13,28 +13,21 @@ MAX_SENTENCE_CHARS = 5_000
 
 def split_sentences(paragraph: str, lang: str) -> list[str]:
     """Sentences of ``paragraph`` (stripped, non-empty, in order) for language ``lang``."""
-    if lang in PARAGRAPH_LANGS:
-        return _cap([paragraph.strip()]) if paragraph.strip() else []
-    try:
-        parts = sentencex.segment(lang, paragraph)
-    except Exception:  # noqa: BLE001 - an unknown code falls back to sentencex's default rules
-        parts = sentencex.segment("en", paragraph)
-    out = [t for s in parts if (t := s.strip())]
-    return _cap(out) if len(paragraph) > MAX_SENTENCE_CHARS else out
+    return [s for _, _, s in split_paragraphs([paragraph], lang)]
 
 
 def split_paragraphs(paragraphs: list[str], lang: str) -> list[tuple[int, int, str]]:
-    """(para_idx, sent_idx, sentence) of a page's paragraphs in order: ``split_sentences`` of
-    each, with the per-call work hoisted out of the loop (a page has hundreds of paragraphs)."""
-    if lang in PARAGRAPH_LANGS:
-        return [(p, j, s) for p, para in enumerate(paragraphs)
-                for j, s in enumerate(split_sentences(para, lang))]
-    seg, out = sentencex.segment, []
+    """(para_idx, sent_idx, sentence) of a page's paragraphs in order, one loop per page (a
+    page has hundreds of paragraphs: per-call work stays out of it)."""
+    whole, seg, out = lang in PARAGRAPH_LANGS, sentencex.segment, []
     for p, para in enumerate(paragraphs):
-        try:
-            parts = seg(lang, para)
-        except Exception:  # noqa: BLE001 - an unknown code falls back to sentencex's default rules
-            parts = seg("en", para)
+        if whole:
+            parts = [para]
+        else:
+            try:
+                parts = seg(lang, para)
+            except Exception:  # noqa: BLE001 - an unknown code falls back to sentencex's default rules
+                parts = seg("en", para)
         sents = [t for s in parts if (t := s.strip())]
         if len(para) > MAX_SENTENCE_CHARS:
             sents = _cap(sents)
