@@ -6,7 +6,9 @@ at least ``--mb`` MB of XML in total, under bench/out/. Then measures, in CPU se
 processes, children included), MB of XML per core-second for:
 
   bz2          Python's bz2 decompression of the same files (the floor), in one process, and
-               in two processes at once (half the files each), as a two-core job runs
+               in two processes at once (half the files each), as a two-core job runs; beside
+               it indexed_bzip2 on one thread, the faster decoder that our path uses (the
+               targets stay relative to Python's bz2)
   ours/core    our pure path, one process: decompress, parse, clean, segment (dump -> sentences)
   spark        in local mode, CPU of the JVM and its Python workers: the trace job's path
                (write_dumps: each task decompresses, parses, cleans, segments and writes its
@@ -16,7 +18,9 @@ processes, children included), MB of XML per core-second for:
                (big - small) / (MB big - MB small), the cost per MB without the fixed cost of
                a job (query planning, task start-up), which a real dump (GBs) amortises; the
                DataFrame API (read_dumps + build_sentences, the JVM writes Parquet) warm, in
-               the first round; also wall-clock x 2 cores
+               the first round; also wall-clock x 2 cores. The session is the trace job's own
+               (``trace.job.session``: ``trace.local_jit: quick``, C1-only JIT); the warm runs
+               are repeated with ``local_jit: full`` (the JVM's default C1 + C2) beside them
   wikiextractor  python -m wikiextractor.WikiExtractor --no-templates --processes 1
 
 and peak RSS of our pure path and of the Spark job's Python workers and JVM on the small input
@@ -25,7 +29,7 @@ Every contender runs once per round (``--rounds``, default 3), one after the oth
 report gives each round and the median: this machine's speed drifts over minutes, so ratios
 are taken within a round, where the contenders ran minutes apart at most.
 Usage: python bench/bench_sentences.py [--mb 50] [--rounds 3] [--mem-check] [--no-spark]
-                                       [--no-wikiextractor]
+                                       [--no-wikiextractor] [--no-full-jit]
 """
 
 from __future__ import annotations
@@ -103,6 +107,18 @@ def run_bz2(paths: dict[str, Path]) -> float:
     return cpu() - t
 
 
+def run_ibz2(paths: dict[str, Path]) -> float:
+    """indexed_bzip2 on one thread over the same files: the decoder our path uses."""
+    import indexed_bzip2
+
+    t = cpu()
+    for p in paths.values():
+        with indexed_bzip2.open(str(p), parallelization=1) as f:
+            while f.read(1 << 22):
+                pass
+    return cpu() - t
+
+
 BZ2_CHILD = """
 import bz2, sys
 for p in sys.argv[1:]:
@@ -170,26 +186,28 @@ SPARK_CHILD = """
 import json, os, shutil, sys, time
 from pathlib import Path
 os.environ["PYSPARK_PYTHON"] = sys.executable
-from pyspark.sql import SparkSession
-from factroots.config import RunConfig
+from factroots.config import load_config
+from factroots.trace import job as trace_job
 from factroots.trace.dump_source import read_dumps, write_dumps, SPARK_CONF
 from factroots.trace.sentences import build_sentences
 big, small, out, full = (json.loads(sys.argv[1]), json.loads(sys.argv[2]), Path(sys.argv[3]),
                          sys.argv[5] == "full")
-b = (SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false")
-     .config("spark.driver.bindAddress", "127.0.0.1").config("spark.driver.host", "127.0.0.1")
-     .config("spark.driver.memory", "1g").config("spark.sql.shuffle.partitions", "2"))
-spark = b.getOrCreate()
+# the trace job's own session (local[2]), with its JIT setting (trace.local_jit = argv 6)
+cfg = load_config(None, {"trace.local_jit": sys.argv[6], "trace.spark_conf": {
+    "spark.ui.enabled": "false", "spark.driver.memory": "1g"}})
+spark = trace_job.session(cfg)
 spark.sparkContext.setLogLevel("ERROR")
 
 sys.path.insert(0, sys.argv[4])  # bench/, for the shared CPU and memory meters
 from cpu_tree import peak_rss_mb, tree_cpu, tree_cpu_by_kind
+from bench_sentences import run_bz2
 spark.range(4).selectExpr("id * 2").collect()  # JVM up, not counted
-cfg = RunConfig()
 res = {}
 
-def job(run, paths):
+def job(run, paths, bracket=False):
     shutil.rmtree(out, ignore_errors=True)
+    if bracket:  # Python's bz2 on the same files right before the run (and after, below)
+        res[run + "_bz2"] = run_bz2({k: Path(v) for k, v in paths.items()})
     c0, t = tree_cpu_by_kind(), time.perf_counter()
     stats = write_dumps(spark, {k: [v] for k, v in paths.items()}, cfg, out / "pages",
                         out / "sentences")
@@ -197,6 +215,8 @@ def job(run, paths):
     c1 = tree_cpu_by_kind()
     res[run + "_jvm"], res[run + "_py"] = c1["jvm"] - c0["jvm"], c1["python"] - c0["python"]
     res[run + "_cpu"] = res[run + "_jvm"] + res[run + "_py"]
+    if bracket:
+        res[run + "_bz2"] = (res[run + "_bz2"] + run_bz2({k: Path(v) for k, v in paths.items()})) / 2
     return sum(s["sentences"] for s in stats["sentences"].values())
 
 # the job's path: cold on the small input (Python workers start and import), then warm
@@ -204,9 +224,9 @@ def job(run, paths):
 # cost of a job (planning, task start-up)
 job("cold", small)
 res["rss_small"] = peak_rss_mb()
-res["rows"] = job("big1", big)
+res["rows"] = job("big1", big, True)
 job("small", small)
-job("big2", big)
+job("big2", big, True)
 res["rss"] = peak_rss_mb()
 if full:
     # the DataFrame API: raw pages through the JVM, cleaned by mapInArrow, Parquet by the JVM
@@ -222,13 +242,15 @@ spark.stop()
 """
 
 
-def run_spark(big: dict[str, Path], small: dict[str, Path], full: bool) -> dict:
-    """The Spark runs in a child process (full: also the DataFrame API path)."""
+def run_spark(big: dict[str, Path], small: dict[str, Path], full: bool, jit: str = "quick"
+              ) -> dict:
+    """The Spark runs in a child process (full: also the DataFrame API path), with the JVM's
+    JIT setting ``jit`` (``trace.local_jit``)."""
     _, _, stdout = run_child([sys.executable, "-c", SPARK_CHILD,
                               json.dumps({k: str(v) for k, v in big.items()}),
                               json.dumps({k: str(v) for k, v in small.items()}),
                               str(OUT / "spark-out"), str(Path(__file__).parent),
-                              "full" if full else "job"])
+                              "full" if full else "job", jit])
     return json.loads(stdout.strip().splitlines()[-1])
 
 
@@ -254,12 +276,17 @@ def one_round(big: dict[str, Path], small: dict[str, Path], mb: float, small_mb:
               a: argparse.Namespace, first: bool) -> dict:
     """Core-seconds of every contender on ``big``, measured one after the other."""
     r: dict = {"bz2": run_bz2(big), "bz2_parallel": run_bz2_parallel(big)}
+    if dumps.indexed_bzip2 is not None:
+        r["ibz2"] = run_ibz2(big)
     r["ours"], r["articles"], r["sentences"] = run_ours(big)
     if not a.no_wikiextractor:
         r["wikiextractor"] = run_wikiextractor(big)
     if not a.no_spark:
         sp = run_spark(big, small, first)
         r["spark_warm"] = (sp["big1_cpu"] + sp["big2_cpu"]) / 2
+        # ours / bz2 with bz2 timed in the seconds around each run (the machine's speed drifts
+        # up to 2x within a minute: this pairs the two as closely as one core allows)
+        r["spark_vs_adjacent_bz2"] = [sp[f"big{i}_bz2"] / sp[f"big{i}_cpu"] for i in (1, 2)]
         # per MB without a job's fixed cost, as core-seconds for the big input
         r["spark_marginal"] = (r["spark_warm"] - sp["small_cpu"]) / (mb - small_mb) * mb
         for kind in ("jvm", "py"):  # where a warm run's CPU goes
@@ -269,11 +296,16 @@ def one_round(big: dict[str, Path], small: dict[str, Path], mb: float, small_mb:
             r["spark_df"] = sp["df_cpu"]
         r["spark_wall2"] = sp["big1_wall"] + sp["big2_wall"]  # mean wall x 2 cores
         r["spark_rows"], r["spark_rss"], r["spark_rss_small"] = sp["rows"], sp["rss"], sp["rss_small"]
+        if not a.no_full_jit:  # the same job with the JVM's default JIT (C1 + C2)
+            sp = run_spark(big, small, False, "full")
+            r["spark_full_jit"] = (sp["big1_cpu"] + sp["big2_cpu"]) / 2
+            r["spark_full_jit_jvm"] = (sp["big1_jvm"] + sp["big2_jvm"]) / 2
     return r
 
 
 ROWS = [("bz2", "Python bz2 decompression (floor)"),
         ("bz2_parallel", "  the same in 2 processes at once (the conditions of a 2-core job)"),
+        ("ibz2", "  indexed_bzip2, 1 thread (the decoder our path uses; not the floor)"),
         ("ours", "ours, pure path, 1 process"),
         ("wikiextractor", "WikiExtractor --no-templates --processes 1"),
         ("spark_warm", "Spark local[2], the trace job's path (write_dumps), warm"),
@@ -281,6 +313,8 @@ ROWS = [("bz2", "Python bz2 decompression (floor)"),
         ("spark_warm_py", "  core-s of the warm run in its Python workers"),
         ("spark_warm_jvm", "  core-s of the warm run in its JVM (mostly JIT compiling)"),
         ("spark_cold", "  the same, cold, on the small input (Python workers start)"),
+        ("spark_full_jit", "  the same, warm, with trace.local_jit: full (the JVM's C1 + C2)"),
+        ("spark_full_jit_jvm", "  core-s of that run in its JVM"),
         ("spark_df", "Spark local[2], DataFrame API (read_dumps + build_sentences), warm"),
         ("spark_wall2", "Spark job's path, wall-clock x 2 cores")]
 
@@ -295,7 +329,8 @@ def report(rounds: list[dict], mb: float) -> None:
         cells = "".join(f"{x:>10.1f}" for x in rates) + " " * 10 * (len(rounds) - len(rates))
         print(f"{name:<70}{cells}{statistics.median(rates):>10.1f}")
     for who, k in (("pure path", "ours"), ("Spark job", "spark_warm"),
-                   ("Spark job per MB", "spark_marginal")):
+                   ("Spark job per MB", "spark_marginal"),
+                   ("Spark job, full JIT", "spark_full_jit")):
         if k not in rounds[0]:
             continue
         vs_bz2 = [r["bz2"] / r[k] for r in rounds]
@@ -308,6 +343,11 @@ def report(rounds: list[dict], mb: float) -> None:
             line += (f"; ours / WikiExtractor = {statistics.median(vs_we):.2f} "
                      f"(rounds {', '.join(f'{x:.2f}' for x in vs_we)}; target >= 1.0)")
         print(line)
+    if "spark_vs_adjacent_bz2" in rounds[0]:
+        pairs = [x for r in rounds for x in r["spark_vs_adjacent_bz2"]]
+        print(f"Spark job, bz2 timed around each warm run: ours / bz2 = "
+              f"{statistics.median(pairs):.2f} (runs {', '.join(f'{x:.2f}' for x in pairs)}; "
+              f"lowest {min(pairs):.2f}; target >= 0.33)")
 
 
 def main() -> None:
@@ -321,6 +361,8 @@ def main() -> None:
                     help="also measure peak memory on an input --mem-factor times the big one")
     ap.add_argument("--no-spark", action="store_true")
     ap.add_argument("--no-wikiextractor", action="store_true")
+    ap.add_argument("--no-full-jit", action="store_true",
+                    help="skip the Spark run with trace.local_jit: full")
     a = ap.parse_args()
     load0 = os.getloadavg()
     big = build_dumps(a.mb, OUT / f"dump-{a.mb:g}mb")

@@ -79,6 +79,11 @@ class TraceConfig:
     spark_master: str = opt("local[2]", "Spark master for `factroots trace` (spark-submit "
                                         "sets its own)")
     spark_conf: dict = opt({}, "extra Spark settings (key -> value)")
+    local_jit: str = opt("quick", "local mode only: how the JVM compiles Spark's code. quick = "
+                                  "C1 only (-XX:TieredStopAtLevel=1): 40 % less JVM CPU on the "
+                                  "demo's trace, about 1 core-s less per query (BENCHMARKS.md); "
+                                  "full = the JVM's default C1 + C2, for local runs of many "
+                                  "hours where C2's faster code pays", ("quick", "full"))
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ def spark():
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
     from pyspark.sql import SparkSession
 
+    from factroots.trace.job import QUICK_JIT
+
     session = (SparkSession.builder.master("local[2]").appName("factroots-tests")
                .config("spark.sql.shuffle.partitions", "2")
                .config("spark.default.parallelism", "2")
@@ -30,6 +32,7 @@ def spark():
                .config("spark.driver.memory", "1g")
                .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
                .config("spark.sql.execution.arrow.maxRecordsPerBatch", "256")
+               .config("spark.driver.extraJavaOptions", QUICK_JIT)  # as the trace job runs
                .getOrCreate())
     session.sparkContext.setLogLevel("ERROR")
     assert pyspark.__version__.startswith("4")

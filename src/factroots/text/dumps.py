@@ -18,6 +18,7 @@ import bz2
 import codecs
 import functools
 import gzip
+import io
 import itertools
 import lzma
 import os
@@ -31,13 +32,20 @@ from factroots.errors import ConfigError, DumpNotFoundError, NotADumpError
 from factroots.text import xmlpages
 from factroots.text.multistream import index_path_for
 
+try:  # 1.1-1.3x the speed of libbz2 on one core (BENCHMARKS.md); the standard library without it
+    import indexed_bzip2
+except ImportError:  # pragma: no cover - a platform without its wheel
+    indexed_bzip2 = None
+
 BLOCK = 1 << 20
 HEAD_BYTES = 1 << 18
 DEFAULT_PART_BYTES = 32 << 20
-# A Spark Python task costs ~70 ms of CPU by itself (measured, BENCHMARKS.md): a file is cut in
+# A Spark Python task costs ~30 ms of CPU by itself (measured, BENCHMARKS.md): a file is cut in
 # two for parallelism only when each half is at least this big (compressed, ~20 MB of XML).
 MIN_SPLIT_BYTES = 4 << 20
 BZ2_STREAM_MAGIC = re.compile(rb"BZh[1-9]1AY&SY")
+# what bz2 and indexed_bzip2 raise for a corrupt or cut-off stream (the latter: RuntimeError)
+STREAM_ERRORS = (OSError, ValueError, EOFError, RuntimeError)
 _MAGIC = {b"BZh": "bz2", b"\xfd7zXZ": "xz", b"\x1f\x8b": "gz"}
 
 
@@ -258,8 +266,8 @@ def _read_multistream(part: dict, max_bytes: int) -> Iterator[list[dict]]:
         for i, off in enumerate(part["streams"]):
             data = f.read(offs[i + 1] - off)
             try:
-                xml = bz2.decompress(data)
-            except (OSError, ValueError, EOFError):
+                xml = decompress_streams(data)
+            except STREAM_ERRORS:
                 yield _stream_rejects(part, off, part["counts"][i])
                 continue
             splitter = xmlpages.PageSplitter()
@@ -268,6 +276,21 @@ def _read_multistream(part: dict, max_bytes: int) -> Iterator[list[dict]]:
             rows += splitter.finish()
             if rows:
                 yield rows
+
+
+def decompress_streams(data: bytes) -> bytes:
+    """Whole bz2 streams decompressed, CRCs checked (raises one of ``STREAM_ERRORS``)."""
+    if indexed_bzip2 is not None and data:
+        with indexed_bzip2.IndexedBzip2File(io.BytesIO(data), parallelization=1) as f:
+            return f.read()
+    out = []
+    while data:  # not bz2.decompress: it ignores damage after the first stream
+        dec = bz2.BZ2Decompressor()
+        out.append(dec.decompress(data))
+        if not dec.eof:
+            raise EOFError("bz2 stream cut off")
+        data = dec.unused_data
+    return b"".join(out)
 
 
 def _stream_rejects(part: dict, offset: int, count: int) -> list[dict]:

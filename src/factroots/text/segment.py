@@ -3,6 +3,8 @@ wheel) for every language, and the whole paragraph for scripts without sentence 
 
 from __future__ import annotations
 
+import itertools
+
 import sentencex
 
 # Thai, Lao, Khmer and Burmese Wikipedia text has no reliable sentence-final punctuation:
@@ -20,6 +22,7 @@ def split_paragraphs(paragraphs: list[str], lang: str) -> list[tuple[int, int, s
     """(para_idx, sent_idx, sentence) of a page's paragraphs in order, one loop per page (a
     page has hundreds of paragraphs: per-call work stays out of it)."""
     whole, seg, out = lang in PARAGRAPH_LANGS, sentencex.segment, []
+    strip, repeat, count = str.strip, itertools.repeat, itertools.count
     for p, para in enumerate(paragraphs):
         if whole:
             parts = [para]
@@ -28,10 +31,10 @@ def split_paragraphs(paragraphs: list[str], lang: str) -> list[tuple[int, int, s
                 parts = seg(lang, para)
             except Exception:  # noqa: BLE001 - an unknown code falls back to sentencex's default rules
                 parts = seg("en", para)
-        sents = [t for s in parts if (t := s.strip())]
+        sents = list(filter(None, map(strip, parts)))
         if len(para) > MAX_SENTENCE_CHARS:
             sents = _cap(sents)
-        out += zip([p] * len(sents), range(len(sents)), sents)
+        out += zip(repeat(p), count(), sents)
     return out
 
 

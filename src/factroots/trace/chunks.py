@@ -15,6 +15,7 @@ import pyarrow as pa
 from pyspark.sql import DataFrame
 
 from factroots.text.chunking import cached_tokenizer, sentence_chunks, tokenizer_key
+from factroots.trace import pyworker
 
 CHUNKS_DDL = "lang string, sentence_id bigint, chunk0 int, cuts array<int>, n_subwords int"
 _SCHEMA = pa.schema([("lang", pa.string()), ("sentence_id", pa.int64()), ("chunk0", pa.int32()),
@@ -45,4 +46,4 @@ def build_chunks(sentences_df: DataFrame, tokenizer_json: str | None, size: int)
     return (sentences_df.select("lang", "page_id", "sentence_id", "text")
             .repartition("lang", "page_id")
             .sortWithinPartitions("lang", "page_id", "sentence_id")
-            .mapInArrow(fn, CHUNKS_DDL))
+            .mapInArrow(pyworker.frozen(fn), CHUNKS_DDL))

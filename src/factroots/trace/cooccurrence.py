@@ -25,6 +25,7 @@ from pyspark.sql import functions as F
 
 from factroots import tables
 from factroots.text.cooccur import page_hits
+from factroots.trace import pyworker
 
 FACT_COLS = ("lang", "uuid", "relation", "sub_uri", "obj_uri", "ambiguous_name", "sub_contains_obj")
 HITS_DDL = "lang string, uuid string, window string, ev bigint"
@@ -90,7 +91,7 @@ def build_cooccurrence(mentions_df: DataFrame, facts_df: DataFrame, chunks_df: D
     bc = mentions_df.sparkSession.sparkContext.broadcast(_facts_by_sub(facts))
     fn = functools.partial(hit_batches, facts=bc, cap=trace.max_mentions_per_sentence)
     hits = (place_mentions(mentions_df, chunks_df).repartition("lang", "page_id")
-            .sortWithinPartitions("lang", "page_id", "sentence_id").mapInArrow(fn, HITS_DDL))
+            .sortWithinPartitions("lang", "page_id", "sentence_id").mapInArrow(pyworker.frozen(fn), HITS_DDL))
     k = trace.evidence_k
     agg = hits.groupBy("lang", "uuid").agg(
         *[F.count_if(F.col("window") == w).alias(f"cooc_{w}") for w in ("sentence", "chunk", "document")],

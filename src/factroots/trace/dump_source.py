@@ -33,6 +33,7 @@ from pyspark.sql.types import StructType
 from factroots import storage
 from factroots.text import dumps as dumpio
 from factroots.text import pagetext
+from factroots.trace import pyworker
 
 log = logging.getLogger(__name__)
 SOURCE_NAME = "factroots_wikidump"
@@ -83,12 +84,14 @@ class WikiDumpReader(DataSourceReader):
 
     def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
         """Arrow batches of one byte range: raw pages, or (sink) the receipt of its writes."""
+        pyworker.freeze_imports()
         part = partition.value
         if self.sink:
             yield self._write(part)
-            return
-        for rows in dumpio.read_partition(part, self.max_bytes):
-            yield raw_batch(rows, part["lang"], part["dump"])
+        else:
+            for rows in dumpio.read_partition(part, self.max_bytes):
+                yield raw_batch(rows, part["lang"], part["dump"])
+        pyworker.freeze_imports()  # what the first task imported
 
     def _write(self, part: dict) -> pa.RecordBatch:
         """Write the byte range's pages and sentences; one receipt row with its counters."""

@@ -50,7 +50,9 @@ TABLES = ("pages", "sentences", "mentions", "cooccurrence")
 KEYS = {"mentions": ("sentence_id", "uri", "role", "start"), "cooccurrence": ("uuid",)}
 _DDL = {"string": "string", "int64": "bigint", "int32": "int", "bool": "boolean",
         "list<item: int64>": "array<bigint>"}
-_NOT_RESULTS = ("spark_master", "spark_conf", "partitions_per_file")
+JAVA_OPTS = "spark.driver.extraJavaOptions"
+QUICK_JIT = "-XX:TieredStopAtLevel=1"
+_NOT_RESULTS = ("spark_master", "spark_conf", "local_jit", "partitions_per_file")
 
 
 def find_dumps(cfg: RunConfig, langs: list[str]) -> dict[str, list[str]]:
@@ -258,14 +260,25 @@ def session(cfg: RunConfig) -> SparkSession:
          .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
          .config("spark.ui.showConsoleProgress", "false")
          .config("spark.sql.session.timeZone", "UTC"))
+    conf = {k: str(v) for k, v in cfg.trace.spark_conf.items()}
     if cfg.trace.spark_master.startswith("local"):
         # a few shuffle partitions per core: the default 200 costs more than the work here
         b = (b.config("spark.driver.bindAddress", "127.0.0.1")
              .config("spark.driver.host", "127.0.0.1")
              .config("spark.sql.shuffle.partitions", str(4 * (os.cpu_count() or 2))))
-    for k, v in cfg.trace.spark_conf.items():
-        b = b.config(k, str(v))
+        if opts := local_java_options(cfg.trace.local_jit, conf.get(JAVA_OPTS, "")):
+            conf[JAVA_OPTS] = opts
+    for k, v in conf.items():
+        b = b.config(k, v)
     return b.getOrCreate()
+
+
+def local_java_options(jit: str, extra: str = "") -> str:
+    """The driver JVM's options in local mode: ``extra`` (the user's), after C1-only
+    compilation for ``jit="quick"``."""
+    # C2 spends more CPU compiling Spark's planner and generated code than a job of minutes
+    # gets back (BENCHMARKS.md); the user's own options come last, so they win
+    return " ".join(o for o in (QUICK_JIT if jit == "quick" else "", extra.strip()) if o)
 
 
 def main(cfg: RunConfig) -> Path:

@@ -19,6 +19,7 @@ from pyspark.sql import DataFrame
 
 from factroots import tables
 from factroots.text.match import cached_matcher, mode_for, names_key
+from factroots.trace import pyworker
 
 _TARGETS: dict[str, list[list[tuple[str, str]]]] = {}  # names_key -> (uri, role) per name
 
@@ -100,7 +101,7 @@ def build_mentions(sentences_df: DataFrame, names_df: DataFrame, cfg: Any) -> Da
     spec = tables.spec("mentions")
     ddl = ", ".join(f"`{f.name}` {_ddl(f.type)}" for f in spec.schema)
     return (sentences_df.select("lang", "sentence_id", "page_id", "text")
-            .mapInArrow(fn, ddl).select(*spec.names))
+            .mapInArrow(pyworker.frozen(fn), ddl).select(*spec.names))
 
 
 def _ddl(t: pa.DataType) -> str:

@@ -13,6 +13,7 @@ from pyspark.sql import functions as F
 from factroots import tables
 from factroots.text import pagetext
 from factroots.text.pagetext import SENTENCE_REJECTS
+from factroots.trace import pyworker
 
 CLEAN_DDL = ("lang string, page_id bigint, para_idx int, sent_idx int, sentence_id bigint, "
              "text string, reject string")
@@ -28,7 +29,7 @@ def clean_pages(raw_df: DataFrame, cfg: Any) -> DataFrame:
     articles = (raw_df.where(F.col("reject").isNull() & (F.col("namespace") == 0)
                              & ~F.col("is_redirect"))
                 .select("lang", "page_id", "dump", "wikitext", "wikitext_len"))
-    return articles.mapInArrow(fn, CLEAN_DDL)
+    return articles.mapInArrow(pyworker.frozen(fn), CLEAN_DDL)
 
 
 def sentences_of(clean_df: DataFrame) -> DataFrame:
