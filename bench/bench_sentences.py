@@ -28,7 +28,7 @@ and peak RSS of our pure path and of the Spark job's Python workers and JVM on t
 Every contender runs once per round (``--rounds``, default 3), one after the other, and the
 report gives each round and the median: this machine's speed drifts over minutes, so ratios
 are taken within a round, where the contenders ran minutes apart at most.
-Usage: python bench/bench_sentences.py [--mb 50] [--rounds 3] [--mem-check] [--no-spark]
+Usage: python bench/bench_sentences.py [--mb 50] [--rounds 3] [--mem-check | --mem-only] [--no-spark]
                                        [--no-wikiextractor] [--no-full-jit]
 """
 
@@ -44,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from factroots.text import dumps, pagetext
@@ -53,8 +54,10 @@ from factroots.text.samples import sample_dump, sample_langs
 OUT = Path(__file__).resolve().parent / "out" / "sentences"
 
 
-def build_dumps(total_mb: float, folder: Path) -> dict[str, Path]:
-    """One multistream dump per sample language, pages replicated to total_mb MB of XML."""
+def build_dumps(total_mb: float, folder: Path, repeat: int = 1) -> dict[str, Path]:
+    """One multistream dump per sample language, pages replicated to total_mb MB of XML;
+    ``repeat`` > 1: the whole streams of that input written ``repeat`` times (under new ids),
+    so that the bigger input has the same streams, only more of them (the memory check)."""
     folder.mkdir(parents=True, exist_ok=True)
     langs = sample_langs()
     per_lang = total_mb * 1e6 / len(langs)
@@ -62,8 +65,10 @@ def build_dumps(total_mb: float, folder: Path) -> dict[str, Path]:
     for lang in langs:
         path = folder / f"{lang}wiki-bench-pages-articles-multistream.xml.bz2"
         made[lang] = path
-        if path.is_file() and (folder / f"{lang}.size").is_file() and \
-                float((folder / f"{lang}.size").read_text()) >= per_lang:
+        mark = f"{per_lang} x{repeat}" if repeat > 1 else str(per_lang)
+        if path.is_file() and (folder / f"{lang}.size").is_file() and (
+                (folder / f"{lang}.size").read_text() == mark if repeat > 1
+                else float((folder / f"{lang}.size").read_text().split()[0]) >= per_lang):
             continue
         src = [r for p in dumps.plan_dump(str(sample_dump(lang)), lang)
                for rows in dumps.read_partition(p) for r in rows if r["wikitext"] is not None]
@@ -79,9 +84,20 @@ def build_dumps(total_mb: float, folder: Path) -> dict[str, Path]:
                        "ns": r["namespace"], "text": r["wikitext"],
                        "redirect": "Target" if r["is_redirect"] else None}
 
-        write_multistream(pages(), path, lang=lang, siteinfo=info["siteinfo"])
-        (folder / f"{lang}.size").write_text(str(per_lang))
+        write_multistream(_repeated(list(pages()), repeat) if repeat > 1 else pages(), path,
+                          lang=lang, siteinfo=info["siteinfo"])
+        (folder / f"{lang}.size").write_text(mark)
     return made
+
+
+def _repeated(pages: list[dict], repeat: int, per_stream: int = 100) -> Iterator[dict]:
+    """The full streams of ``pages`` (a partial last stream left out), ``repeat`` times, under
+    new ids."""
+    base = pages[: len(pages) // per_stream * per_stream] or pages
+    for k in range(repeat):
+        for p in base:
+            i = k * len(base) + p["page_id"]
+            yield dict(p, page_id=i, rev_id=i, title=f"{p['title']} #{k}")
 
 
 def xml_mb(paths: dict[str, Path]) -> float:
@@ -350,6 +366,27 @@ def report(rounds: list[dict], mb: float) -> None:
               f"lowest {min(pairs):.2f}; target >= 0.33)")
 
 
+def mem_check(big: dict[str, Path], mb: float, small: dict[str, Path], a: argparse.Namespace,
+              spark_lo: dict | None) -> None:
+    """Peak memory on the big input and on its streams repeated --mem-factor times (the same
+    streams, ten times as many: peak memory is bounded by the largest stream, so an input with
+    larger streams would measure the input, not the job)."""
+    n = int(a.mem_factor)
+    huge = build_dumps(a.mb, OUT / f"dump-{a.mb:g}mb-x{n}", repeat=n)
+    huge_mb, big_rss, huge_rss = xml_mb(huge), peak_rss_mb(big), peak_rss_mb(huge)
+    print(f"memory check: the big input's full streams x{n}: {huge_mb:.1f} MB of XML")
+    print(f"peak RSS, pure path: {big_rss:.0f} MB on {mb:.1f} MB, {huge_rss:.0f} MB on "
+          f"{huge_mb:.1f} MB (x{huge_mb / mb:.1f} input, x{huge_rss / big_rss:.2f} memory)")
+    if a.no_spark:
+        return
+    lo = spark_lo or run_spark(big, small, False)["rss"]
+    hi = run_spark(huge, small, False)["rss"]
+    for kind in ("python_worker", "jvm"):
+        print(f"peak RSS, Spark job's path, largest {kind}: {lo[kind]:.0f} MB after "
+              f"{mb:.1f} MB, {hi[kind]:.0f} MB after {huge_mb:.1f} MB "
+              f"(x{hi[kind] / lo[kind]:.2f} memory)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mb", type=float, default=50.0, help="MB of XML in total (default 50)")
@@ -358,7 +395,10 @@ def main() -> None:
     ap.add_argument("--mem-factor", type=float, default=10.0,
                     help="size ratio of the big input to the small one (default 10)")
     ap.add_argument("--mem-check", action="store_true",
-                    help="also measure peak memory on an input --mem-factor times the big one")
+                    help="also measure peak memory on an input --mem-factor times the big one "
+                         "(the big input's streams, repeated)")
+    ap.add_argument("--mem-only", action="store_true",
+                    help="only the memory check (no throughput rounds)")
     ap.add_argument("--no-spark", action="store_true")
     ap.add_argument("--no-wikiextractor", action="store_true")
     ap.add_argument("--no-full-jit", action="store_true",
@@ -372,6 +412,9 @@ def main() -> None:
           f"{sum(p.stat().st_size for p in big.values()) / 1e6:.1f} MB bz2; "
           f"load average at start {load0[0]:.1f} on {os.cpu_count()} cores")
     small_mb = xml_mb(small)
+    if a.mem_only:
+        mem_check(big, mb, small, a, None)
+        return
     rounds = [one_round(big, small, mb, small_mb, a, i == 0) for i in range(a.rounds)]
     r0 = rounds[0]
     print(f"{r0['articles']} articles, {r0['sentences']} sentences"
@@ -381,17 +424,8 @@ def main() -> None:
     big_rss, small_rss = peak_rss_mb(big), peak_rss_mb(small)
     print(f"peak RSS, pure path: {small_rss:.0f} MB on {small_mb:.1f} MB of XML, "
           f"{big_rss:.0f} MB on {mb:.1f} MB (x{mb / small_mb:.1f} input, x{big_rss / small_rss:.2f} memory)")
-    if a.mem_check:  # the same stream structure (100 pages a stream), ten times as many streams
-        huge = build_dumps(a.mb * a.mem_factor, OUT / f"dump-{a.mb * a.mem_factor:g}mb")
-        huge_mb, huge_rss = xml_mb(huge), peak_rss_mb(huge)
-        print(f"peak RSS, pure path: {big_rss:.0f} MB on {mb:.1f} MB, {huge_rss:.0f} MB on "
-              f"{huge_mb:.1f} MB (x{huge_mb / mb:.1f} input, x{huge_rss / big_rss:.2f} memory)")
-        if not a.no_spark:
-            lo, hi = r0["spark_rss"], run_spark(huge, small, False)["rss"]
-            for kind in ("python_worker", "jvm"):
-                print(f"peak RSS, Spark job's path, largest {kind}: {lo[kind]:.0f} MB after "
-                      f"{mb:.1f} MB, {hi[kind]:.0f} MB after {huge_mb:.1f} MB "
-                      f"(x{hi[kind] / lo[kind]:.2f} memory)")
+    if a.mem_check:
+        mem_check(big, mb, small, a, r0.get("spark_rss"))
     if not a.no_spark:
         for kind in ("python_worker", "jvm"):
             lo, hi = r0["spark_rss_small"][kind], r0["spark_rss"][kind]
