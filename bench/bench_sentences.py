@@ -6,9 +6,7 @@ at least ``--mb`` MB of XML in total, under bench/out/. Then measures, in CPU se
 processes, children included), MB of XML per core-second for:
 
   bz2          Python's bz2 decompression of the same files (the floor), in one process, and
-               in two processes at once (half the files each), as a two-core job runs; beside
-               it indexed_bzip2 on one thread, the faster decoder that our path uses (the
-               targets stay relative to Python's bz2)
+               in two processes at once (half the files each), as a two-core job runs
   ours/core    our pure path, one process: decompress, parse, clean, segment (dump -> sentences)
   spark        in local mode, CPU of the JVM and its Python workers: the trace job's path
                (write_dumps: each task decompresses, parses, cleans, segments and writes its
@@ -84,16 +82,21 @@ def build_dumps(total_mb: float, folder: Path, repeat: int = 1) -> dict[str, Pat
                        "ns": r["namespace"], "text": r["wikitext"],
                        "redirect": "Target" if r["is_redirect"] else None}
 
-        write_multistream(_repeated(list(pages()), repeat) if repeat > 1 else pages(), path,
-                          lang=lang, siteinfo=info["siteinfo"])
+        if repeat > 1:  # a dump of fewer than 100 pages is one stream: keep it one
+            base = list(pages())
+            per_stream = min(100, len(base))
+            write_multistream(_repeated(base, repeat, per_stream), path, lang=lang,
+                              siteinfo=info["siteinfo"], pages_per_stream=per_stream)
+        else:
+            write_multistream(pages(), path, lang=lang, siteinfo=info["siteinfo"])
         (folder / f"{lang}.size").write_text(mark)
     return made
 
 
-def _repeated(pages: list[dict], repeat: int, per_stream: int = 100) -> Iterator[dict]:
+def _repeated(pages: list[dict], repeat: int, per_stream: int) -> Iterator[dict]:
     """The full streams of ``pages`` (a partial last stream left out), ``repeat`` times, under
     new ids."""
-    base = pages[: len(pages) // per_stream * per_stream] or pages
+    base = pages[: len(pages) // per_stream * per_stream]
     for k in range(repeat):
         for p in base:
             i = k * len(base) + p["page_id"]
@@ -118,18 +121,6 @@ def run_bz2(paths: dict[str, Path]) -> float:
     t = cpu()
     for p in paths.values():
         with bz2.open(p, "rb") as f:
-            while f.read(1 << 22):
-                pass
-    return cpu() - t
-
-
-def run_ibz2(paths: dict[str, Path]) -> float:
-    """indexed_bzip2 on one thread over the same files: the decoder our path uses."""
-    import indexed_bzip2
-
-    t = cpu()
-    for p in paths.values():
-        with indexed_bzip2.open(str(p), parallelization=1) as f:
             while f.read(1 << 22):
                 pass
     return cpu() - t
@@ -292,8 +283,6 @@ def one_round(big: dict[str, Path], small: dict[str, Path], mb: float, small_mb:
               a: argparse.Namespace, first: bool) -> dict:
     """Core-seconds of every contender on ``big``, measured one after the other."""
     r: dict = {"bz2": run_bz2(big), "bz2_parallel": run_bz2_parallel(big)}
-    if dumps.indexed_bzip2 is not None:
-        r["ibz2"] = run_ibz2(big)
     r["ours"], r["articles"], r["sentences"] = run_ours(big)
     if not a.no_wikiextractor:
         r["wikiextractor"] = run_wikiextractor(big)
@@ -321,7 +310,6 @@ def one_round(big: dict[str, Path], small: dict[str, Path], mb: float, small_mb:
 
 ROWS = [("bz2", "Python bz2 decompression (floor)"),
         ("bz2_parallel", "  the same in 2 processes at once (the conditions of a 2-core job)"),
-        ("ibz2", "  indexed_bzip2, 1 thread (the decoder our path uses; not the floor)"),
         ("ours", "ours, pure path, 1 process"),
         ("wikiextractor", "WikiExtractor --no-templates --processes 1"),
         ("spark_warm", "Spark local[2], the trace job's path (write_dumps), warm"),

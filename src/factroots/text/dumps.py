@@ -18,7 +18,6 @@ import bz2
 import codecs
 import functools
 import gzip
-import io
 import itertools
 import lzma
 import os
@@ -32,11 +31,6 @@ from factroots.errors import ConfigError, DumpNotFoundError, NotADumpError
 from factroots.text import xmlpages
 from factroots.text.multistream import index_path_for
 
-try:  # 1.1-1.3x the speed of libbz2 on one core (BENCHMARKS.md); the standard library without it
-    import indexed_bzip2
-except ImportError:  # pragma: no cover - a platform without its wheel
-    indexed_bzip2 = None
-
 BLOCK = 1 << 20
 HEAD_BYTES = 1 << 18
 DEFAULT_PART_BYTES = 32 << 20
@@ -44,8 +38,8 @@ DEFAULT_PART_BYTES = 32 << 20
 # two for parallelism only when each half is at least this big (compressed, ~20 MB of XML).
 MIN_SPLIT_BYTES = 4 << 20
 BZ2_STREAM_MAGIC = re.compile(rb"BZh[1-9]1AY&SY")
-# what bz2 and indexed_bzip2 raise for a corrupt or cut-off stream (the latter: RuntimeError)
-STREAM_ERRORS = (OSError, ValueError, EOFError, RuntimeError)
+# what bz2 raises for a corrupt or cut-off stream
+STREAM_ERRORS = (OSError, ValueError, EOFError)
 _MAGIC = {b"BZh": "bz2", b"\xfd7zXZ": "xz", b"\x1f\x8b": "gz"}
 
 
@@ -280,9 +274,8 @@ def _read_multistream(part: dict, max_bytes: int) -> Iterator[list[dict]]:
 
 def decompress_streams(data: bytes) -> bytes:
     """Whole bz2 streams decompressed, CRCs checked (raises one of ``STREAM_ERRORS``)."""
-    if indexed_bzip2 is not None and data:
-        with indexed_bzip2.IndexedBzip2File(io.BytesIO(data), parallelization=1) as f:
-            return f.read()
+    # indexed_bzip2 1.7 decodes 1.1-1.3x faster but keeps every file object it is given (and
+    # its bytes) alive: a leak of one compressed stream per call (BENCHMARKS.md)
     out = []
     while data:  # not bz2.decompress: it ignores damage after the first stream
         dec = bz2.BZ2Decompressor()
