@@ -127,6 +127,7 @@ def test_stream_decoder_checks_every_stream(ms250):
     raw = ms250[0].read_bytes()
     assert dumps.decompress_streams(raw) == bz2.decompress(raw)  # all streams, concatenated
     assert dumps.decompress_streams(b"") == b""
+    assert dumps.decompress_streams(raw + bytes(512)) == bz2.decompress(raw)  # zero padding
     for damaged in (raw[: len(raw) // 2], raw[:5000] + bytes(64) + raw[5064:], b"BZh9 not bz2"):
         with pytest.raises(dumps.STREAM_ERRORS):
             dumps.decompress_streams(damaged)

@@ -283,6 +283,8 @@ def decompress_streams(data: bytes) -> bytes:
         if not dec.eof:
             raise EOFError("bz2 stream cut off")
         data = dec.unused_data
+        if not data.strip(b"\0"):  # zero padding after the last stream is not damage
+            break
     return b"".join(out)
 
 
