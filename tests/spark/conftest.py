@@ -19,7 +19,7 @@ def spark():
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
     from pyspark.sql import SparkSession
 
-    from factroots.trace.job import QUICK_JIT
+    from factroots.trace.job import JAVA_OPTS, QUICK_JIT
 
     session = (SparkSession.builder.master("local[2]").appName("factroots-tests")
                .config("spark.sql.shuffle.partitions", "2")
@@ -32,7 +32,7 @@ def spark():
                .config("spark.driver.memory", "1g")
                .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
                .config("spark.sql.execution.arrow.maxRecordsPerBatch", "256")
-               .config("spark.driver.extraJavaOptions", QUICK_JIT)  # as the trace job runs
+               .config(JAVA_OPTS, QUICK_JIT)  # as the trace job runs
                .getOrCreate())
     session.sparkContext.setLogLevel("ERROR")
     assert pyspark.__version__.startswith("4")

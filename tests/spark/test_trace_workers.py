@@ -13,7 +13,7 @@ from factroots.errors import ConfigError
 from factroots.trace import job, pyworker
 
 pytestmark = pytest.mark.spark
-JAVA = "spark.driver.extraJavaOptions"
+JAVA = job.JAVA_OPTS
 
 
 def test_local_java_options_put_the_users_last() -> None:

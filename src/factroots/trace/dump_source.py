@@ -84,14 +84,14 @@ class WikiDumpReader(DataSourceReader):
 
     def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
         """Arrow batches of one byte range: raw pages, or (sink) the receipt of its writes."""
-        pyworker.freeze_imports()
-        part = partition.value
+        return pyworker.freezing(self._batches(partition.value))
+
+    def _batches(self, part: dict) -> Iterator[pa.RecordBatch]:
         if self.sink:
             yield self._write(part)
-        else:
-            for rows in dumpio.read_partition(part, self.max_bytes):
-                yield raw_batch(rows, part["lang"], part["dump"])
-        pyworker.freeze_imports()  # what the first task imported
+            return
+        for rows in dumpio.read_partition(part, self.max_bytes):
+            yield raw_batch(rows, part["lang"], part["dump"])
 
     def _write(self, part: dict) -> pa.RecordBatch:
         """Write the byte range's pages and sentences; one receipt row with its counters."""

@@ -3,7 +3,7 @@ source's reads and the ``mapInArrow`` bodies): nothing is built here.
 
 A reused PySpark worker runs a full ``gc.collect()`` after every task (``pyspark/daemon.py``).
 With pyarrow, pandas, lxml and the matchers imported, that collection walks about 80,000
-long-lived objects: 25-50 ms of CPU per task, a large part of a small task (BENCHMARKS.md).
+long-lived objects: 25-60 ms of CPU per task, a large part of a small task (BENCHMARKS.md).
 ``freeze_imports`` moves the objects alive now (modules, classes, caches: they live as long as
 the worker) out of the collector's reach (``gc.freeze``), again only when modules were imported
 since; what the tasks allocate is collected as before, and frozen objects are still freed when
@@ -35,13 +35,18 @@ def freeze_imports() -> None:
     _modules_frozen = len(sys.modules)
 
 
+def freezing(items: Iterator[T]) -> Iterator[T]:
+    """``items`` (a task's output) with ``freeze_imports`` before the first and after the last
+    (the first task imports most of what a worker keeps)."""
+    freeze_imports()
+    yield from items
+    freeze_imports()
+
+
 def frozen(fn: Callable[[Iterator[T]], Iterator[T]]) -> Callable[[Iterator[T]], Iterator[T]]:
-    """``fn`` (a ``mapInArrow`` body) with ``freeze_imports`` before its first batch and after
-    its last (the first task imports most of what a worker keeps)."""
+    """``fn`` (a ``mapInArrow`` body) run through ``freezing``."""
     return functools.partial(_run_frozen, fn)
 
 
 def _run_frozen(fn: Callable[[Iterator[T]], Iterator[T]], batches: Iterator[T]) -> Iterator[T]:
-    freeze_imports()
-    yield from fn(batches)
-    freeze_imports()
+    return freezing(fn(batches))
