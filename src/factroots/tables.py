@@ -118,6 +118,17 @@ OVERLAP = _spec(
     ("lang", S), ("other_lang", S), ("mean_jaccard", F64), ("n_facts", I64), ("top_k", I32),
 )
 
+INTERVENTIONS = _spec(
+    "interventions", "probe",
+    "one row per (lang, uuid, target_lang, k, mode): the fact's top-k neurons found in `lang` "
+    "switched off (or scaled) at the masks of its prompt in `target_lang`; dlogp is the mean "
+    "change of the gold ids' log-probability, with same-relation and random-unit controls",
+    ("lang", "uuid", "target_lang", "k", "mode"),
+    ("lang", S), ("uuid", S), ("target_lang", S), ("k", I32), ("mode", S), ("dlogp", F64),
+    ("flipped", B), ("ctrl_relation_mean", F64), ("ctrl_relation_sd", F64),
+    ("ctrl_random_mean", F64), ("pvalue", F64), ("n_controls", I32),
+)
+
 # ---- label ---------------------------------------------------------------------------------
 STATUS = _spec(
     "status", "label",
@@ -142,6 +153,7 @@ FACT_LABELS = _spec(
     ("source_langs", pa.list_(S)), ("partner_langs", pa.list_(S)),
     ("partner_jaccard", pa.list_(F64)), ("partner_threshold", pa.list_(F64)),
     ("partner_pvalue", pa.list_(F64)), ("shared_with", pa.list_(S)),
+    ("causal_shared_with", pa.list_(S)), ("causal", S), ("causal_reason", S),
 )
 
 # ---- lab -----------------------------------------------------------------------------------
@@ -168,7 +180,7 @@ TABLES: dict[str, TableSpec] = {
     t.name: t
     for t in (
         FACTS, TEMPLATES, CANDIDATES, PAGES, SENTENCES, MENTIONS, COOCCURRENCE, QUERIES,
-        PREDICTIONS, SIGNATURES, OVERLAP, STATUS, EASY_FACTS, FACT_LABELS, PLANTED_FACTS,
+        PREDICTIONS, SIGNATURES, OVERLAP, INTERVENTIONS, STATUS, EASY_FACTS, FACT_LABELS, PLANTED_FACTS,
         LAB_CHECK,
     )
 }

@@ -143,10 +143,12 @@ def _check_inputs() -> tuple[pa.Table, ...]:
                          {"lang": "en", "uuid": "n1", "relation": "P19", "category": "others", "rule": "none"}])
     labels = pd.DataFrame([{"lang": "uk", "uuid": "t1", "relation": "P19", "status": 2, "label": "transferred",
                                 "reason": "", "source_langs": ["en"], "partner_langs": [], "partner_jaccard": [],
-                                "partner_threshold": [], "partner_pvalue": [], "shared_with": []},
+                                "partner_threshold": [], "partner_pvalue": [], "shared_with": [],
+                                "causal_shared_with": [], "causal": "untested", "causal_reason": ""},
                            {"lang": "en", "uuid": "n1", "relation": "P19", "status": 2, "label": "transferred",
                                 "reason": "", "source_langs": ["uk"], "partner_langs": [], "partner_jaccard": [],
-                                "partner_threshold": [], "partner_pvalue": [], "shared_with": []}])
+                                "partner_threshold": [], "partner_pvalue": [], "shared_with": [],
+                                "causal_shared_with": [], "causal": "untested", "causal_reason": ""}])
     conv = lambda name, df: tables.conform(name, pa.Table.from_pandas(df, preserve_index=False))
     return (conv("planted_facts", plan), conv("cooccurrence", cooc), conv("status", status),
             conv("easy_facts", easy), conv("fact_labels", labels))

@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 
 from factroots import tables
+from factroots.label.causal import apply_causal
 from factroots.label.easy_facts import OTHERS
 from factroots.label.neurons import (
     Signatures,
@@ -135,6 +136,8 @@ def build_fact_labels(status: pa.Table, easy_facts: pa.Table | None,
         out["shared_with"].append(shared)
     data = {"lang": rows["lang"].tolist(), "uuid": rows["uuid"].tolist(),
             "relation": rows["relation"].tolist(), **out}
-    schema = tables.spec("fact_labels").schema
-    return tables.conform("fact_labels", pa.Table.from_pydict(
-        {n: data.get(n, []) for n in schema.names}, schema=schema))
+    # the causal columns are filled by label.causal.apply_causal
+    schema = pa.schema([f for f in tables.spec("fact_labels").schema
+                        if not f.name.startswith("causal")])
+    base = pa.Table.from_pydict({n: data.get(n, []) for n in schema.names}, schema=schema)
+    return tables.conform("fact_labels", apply_causal(base, None))
