@@ -147,6 +147,11 @@ class LabelConfig:
     use_small_groups: bool = opt(False, "use signatures flagged small_group (fewer facts than "
                                         "neurons.min_group in their relation: arbitrary ranking)")
     seed: int = opt(0, "seed for the null sampling")
+    correction: str = opt("holm", "multiple-testing correction of a fact's per-partner "
+                                  "p-values (overlap and causal verdicts alike): holm "
+                                  "(family-wise), bh (false discovery rate) or none",
+                          ("holm", "bh", "none"))
+    alpha: float = opt(0.05, "level at which a corrected per-partner p-value counts")
 
 
 @dataclass(frozen=True)
