@@ -142,8 +142,10 @@ class LabelConfig:
                                        "(random different facts of the same relation)")
     null_samples: int = opt(200, "null pairs sampled per language pair (all pairs when fewer "
                                  "exist)")
-    min_null: int = opt(10, "a language pair with fewer null pairs gets no threshold: its "
-                            "facts are left unlabelled (reason no_null)")
+    min_null: int = opt(10, "a null stratum with fewer values gives no threshold: the fact's "
+                            "same-object stratum falls back to the relation's same-object pairs, "
+                            "a different-object (or pooled) null that small leaves the partner "
+                            "untested (reason no_null); independent needs this many values")
     use_small_groups: bool = opt(False, "use signatures flagged small_group (fewer facts than "
                                         "neurons.min_group in their relation: arbitrary ranking)")
     seed: int = opt(0, "seed for the null sampling")
@@ -152,6 +154,23 @@ class LabelConfig:
                                   "(family-wise), bh (false discovery rate) or none",
                           ("holm", "bh", "none"))
     alpha: float = opt(0.05, "level at which a corrected per-partner p-value counts")
+    null_rule: str = opt("stratified", "the null a fact's Jaccard is tested against: "
+                                       "stratified = the fact's own L signature against the L' "
+                                       "signatures of other facts of its relation, split into a "
+                                       "same-object and a different-object stratum (shared must "
+                                       "beat both); pooled = the language pair's null mixing "
+                                       "every relation and object (the old rule, for comparison)",
+                         ("stratified", "pooled"))
+    independent_quantile: float = opt(50.0, "independent needs J at or below this percentile "
+                                            "of the different-object stratum (pooled rule: of "
+                                            "the pair's null) for every tested partner; above it "
+                                            "and not shared is inconclusive")
+    max_prior: float = opt(0.2, "an absent fact whose answer is given to more than this share "
+                                "of L's other prompts of the relation is prior_explained, not "
+                                "transferred")
+    transfer_requires_overlap: bool = opt(True, "transferred needs the fact's L signature to be "
+                                                "shared (the shared rule, corrected) with at "
+                                                "least one source language")
 
 
 @dataclass(frozen=True)
@@ -321,6 +340,11 @@ def validate(cfg: RunConfig, src: str = "config") -> None:
                           f"neurons.top_k ({cfg.neurons.top_k})", "lower overlap_k")
     if not 0 < cfg.label.null_percentile < 100:
         raise ConfigError(f"{src}: label.null_percentile must be in (0, 100)", "use e.g. 95")
+    if not 0 < cfg.label.independent_quantile < 100:
+        raise ConfigError(f"{src}: label.independent_quantile must be in (0, 100)", "use e.g. 50")
+    if not 0 < cfg.label.alpha < 1 or not 0 <= cfg.label.max_prior <= 1:
+        raise ConfigError(f"{src}: label.alpha must be in (0, 1) and label.max_prior in [0, 1]",
+                          "use e.g. alpha 0.05, max_prior 0.2")
     if cfg.label.match == "partial" and not cfg.probe.partial:
         raise ConfigError(f"{src}: label.match is partial but probe.partial is off "
                           "(correct_partial would be null)", "set probe.partial: true")
