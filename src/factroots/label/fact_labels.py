@@ -35,7 +35,7 @@ from factroots.label.causal import apply_causal
 from factroots.label.controls import objects_of, prior_rates, sibling_in_lang
 from factroots.label.easy_facts import OTHERS
 from factroots.label.multitest import adjust
-from factroots.label.neurons import load_signatures
+from factroots.label.neurons import Signatures, load_signatures
 from factroots.label.null import (
     STRATIFIED,
     NullConfig,
@@ -82,56 +82,69 @@ def _pair_means(overlap: pa.Table | None) -> dict[tuple[str, str], float]:
     return means
 
 
-def _evidence(rows: pd.DataFrame, partners: dict[str, list[str]], sig, objects: dict,
-              rules: LabelRules, means: dict) -> pd.DataFrame:
-    """One row per (fact row, partner): the tests, corrected per fact, shared / below flags,
-    ranked within each fact by J (NaN last), then the pair's mean J, then name."""
+def _evidence(rows: pd.DataFrame, partners: dict[str, list[str]], sig: Signatures,
+              objects: dict, rules: LabelRules, means: dict) -> dict[str, np.ndarray]:
+    """Per (fact row, partner), as arrays sorted by row: the tests, corrected per fact, the
+    shared / below flags; within a row ranked by J (NaN last), the pair's mean J, then name."""
     trip = [(i, lg, p, u, r) for i, (lg, u, r) in enumerate(zip(rows["lang"], rows["uuid"],
                                                                 rows["relation"]))
             for p in partners.get(u, []) if p != lg]
-    cols = ["row", "lang", "partner", "uuid", "relation"]
-    ev = pd.DataFrame(trip, columns=cols)
+    ev = pd.DataFrame(trip, columns=["row", "lang", "partner", "uuid", "relation"])
     ev = pd.concat([ev, partner_tests(sig, ev, objects, rules.null)], axis=1)
-    ev["padj"] = np.nan
-    for _, idx in ev.groupby("row").indices.items():
-        ev.loc[ev.index[idx], "padj"] = adjust(ev["p"].to_numpy(float)[idx], rules.correction)
-    ev["shared"] = shared_mask(ev, ev["padj"].to_numpy(float), rules.null, rules.alpha)
-    ev["below"] = below_mask(ev)
     ev["mean"] = [means.get((lg, p), np.nan) for lg, p in zip(ev["lang"], ev["partner"])]
     ev["_j"] = -ev["j"].fillna(-np.inf)
     ev["_m"] = -ev["mean"].fillna(-np.inf)
-    return ev.sort_values(["row", "_j", "_m", "partner"], kind="stable")
+    ev = ev.sort_values(["row", "_j", "_m", "partner"], kind="stable", ignore_index=True)
+    cols = {c: ev[c].to_numpy() for c in ev.columns}
+    p, padj = cols["p"].astype(float), np.full(len(ev), np.nan)
+    bounds = np.searchsorted(cols["row"].astype(np.int64), np.arange(len(rows) + 1))
+    for s, e in zip(bounds[:-1], bounds[1:]):
+        if e > s:
+            padj[s:e] = adjust(p[s:e], rules.correction)
+    cols["padj"] = padj
+    cols["shared"] = shared_mask(ev, padj, rules.null, rules.alpha)
+    cols["below"] = below_mask(ev)
+    cols["_bounds"] = bounds
+    return cols
 
 
-def _decide_present(ev: pd.DataFrame, has_sig: bool, stratified: bool) -> tuple[str, str]:
+def _row(ev: dict[str, np.ndarray], i: int) -> dict[str, np.ndarray]:
+    """The evidence of fact row ``i``: every column sliced to its partners."""
+    s, e = ev["_bounds"][i], ev["_bounds"][i + 1]
+    return {c: v[s:e] for c, v in ev.items() if c != "_bounds"}
+
+
+def _decide_present(ev: dict, has_sig: bool, stratified: bool) -> tuple[str, str]:
     """(label, reason) of a status-3 fact from its partners' tests."""
-    if ev.empty:
+    if not len(ev["partner"]):
         return UNLABELLED, "no_partner"
     if not has_sig:
         return UNLABELLED, "no_signature"
-    withj = ev[ev["j"].notna()]
-    if withj.empty:
+    withj = ~np.isnan(ev["j"].astype(float))
+    if not withj.any():
         return UNLABELLED, "partners_without_signature"
-    if withj["shared"].any():
+    if ev["shared"][withj].any():
         return SHARED, "above_null"
-    if (withj["n_lower"] == 0).all():
+    if (ev["n_lower"][withj] == 0).all():
         return UNLABELLED, "no_null"
-    if withj["below"].all():
+    if ev["below"][withj].all():
         return INDEPENDENT, "below_lower_bound"
-    if stratified and withj["tau_same"].isna().all():
-        # above the independence bound somewhere, but no same-object null to beat
+    above = ev["j"][withj].astype(float) > ev["lower"][withj].astype(float)
+    if stratified and above.any() and np.isnan(ev["tau_same"][withj].astype(float)).all():
+        # above the independence bound, but no same-object null to beat: the answer's share
+        # of the overlap cannot be measured in this relation
         return UNLABELLED, "no_same_object_null"
     return UNLABELLED, "inconclusive"
 
 
-def _decide_absent(ev: pd.DataFrame, category: str | None, sibling: bool | None,
+def _decide_absent(ev: dict, category: str | None, sibling: bool | None,
                    prior: float, rules: LabelRules) -> tuple[str, str]:
     """(label, reason) of a status-2 fact: cues, then the controls, then the sources."""
     if category is None:
         return UNLABELLED, "no_easy_facts_row"
     if category != OTHERS:
         return CUE_EXPLAINED, category
-    if ev.empty:
+    if not len(ev["partner"]):
         return UNLABELLED, "absent_no_source"
     if sibling:
         return WITHIN_LANGUAGE, "sibling_in_lang"
@@ -141,7 +154,7 @@ def _decide_absent(ev: pd.DataFrame, category: str | None, sibling: bool | None,
         return TRANSFERRED, "absent_with_source"
     if ev["shared"].any():
         return TRANSFERRED, "absent_with_shared_source"
-    if ev["p"].isna().all():
+    if np.isnan(ev["p"].astype(float)).all():
         return UNLABELLED, "source_untested"
     return UNLABELLED, "no_shared_source"
 
@@ -168,14 +181,12 @@ def build_fact_labels(status: pa.Table, easy_facts: pa.Table | None,
     sig = load_signatures(signatures, top_k, use_small_groups)
     objects = objects_of(facts)
     ev = _evidence(rows, partners, sig, objects, rules, _pair_means(overlap))
-    by_row = dict(tuple(ev.groupby("row"))) if len(ev) else {}
-    empty = ev.iloc[0:0]
     siblings = sibling_in_lang(rows, st, objects)
     priors = prior_rates(rows, predictions, rules.protocol)
     out: dict[str, list] = defaultdict(list)
     for i, (lg, u, s) in enumerate(zip(rows["lang"], rows["uuid"], rows["status"])):
         code = None if pd.isna(s) else int(s)
-        e = by_row.get(i, empty)
+        e = _row(ev, i)
         if code is None:
             label, reason = UNLABELLED, "presence_unknown"
         elif code == 2:
@@ -189,7 +200,7 @@ def build_fact_labels(status: pa.Table, easy_facts: pa.Table | None,
         out["source_langs"].append(e["partner"].tolist() if code == 2 else [])
         for name, col in PARTNER_COLUMNS.items():
             out[name].append(e[col].tolist())
-        out["shared_with"].append(e.loc[e["shared"], "partner"].tolist())
+        out["shared_with"].append(e["partner"][e["shared"]].tolist())
         out["sibling_in_lang"].append(siblings[i] if code == 2 else None)
         out["prior_rate"].append(None if math.isnan(priors[i]) else float(priors[i]))
     data = {"lang": rows["lang"].tolist(), "uuid": rows["uuid"].tolist(),

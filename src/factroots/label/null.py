@@ -22,7 +22,6 @@ language pair mixing every relation and object (`neurons.null_distribution`).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -78,92 +77,132 @@ class _Block:
     """J of every fact of relation r in L against every fact of r in L′, with their objects."""
 
     def __init__(self, sig: Signatures, lang: str, other: str, relation: str,
-                 objects: Mapping[str, str | None]) -> None:
+                 objects: Mapping[str, str | None], cache: dict) -> None:
         rows = sig.by_relation.get((lang, relation), np.zeros(0, np.int64))
         cols = sig.by_relation.get((other, relation), np.zeros(0, np.int64))
-        self.m = block_jaccard(sig, rows, cols) if len(rows) and len(cols) else np.zeros((0, 0))
+        if (other, lang, relation) in cache:   # J is symmetric: (L′, L) is the transpose
+            self.m = cache.pop((other, lang, relation)).T
+        else:
+            self.m = block_jaccard(sig, rows, cols) if len(rows) and len(cols) else \
+                np.zeros((len(rows), len(cols)))
+            cache[(lang, other, relation)] = self.m
         self.row_of = {u: i for i, u in enumerate(sig.uuids[rows].tolist())}
         self.col_uuid = sig.uuids[cols]
         self.col_obj = np.array([objects.get(u) for u in self.col_uuid.tolist()], dtype=object)
         self.col_of = {u: i for i, u in enumerate(self.col_uuid.tolist())}
         self.row_obj = np.array([objects.get(u) for u in sig.uuids[rows].tolist()], dtype=object)
         self.row_uuid = sig.uuids[rows]
-        self._pool: np.ndarray | None = None
+        self._pools: tuple[np.ndarray, np.ndarray] | None = None
 
-    def same_object_pool(self) -> np.ndarray:
-        """Sorted J of every same-object pair of different facts of the block (the fallback)."""
-        if self._pool is None:
+    def pools(self) -> tuple[np.ndarray, np.ndarray]:
+        """Sorted J of every pair of different facts of the block: (same object, other object)."""
+        if self._pools is None:
             known = np.array([o is not None for o in self.row_obj], bool)[:, None]
             same = (self.row_obj[:, None] == self.col_obj[None, :]) & known
-            same &= self.row_uuid[:, None] != self.col_uuid[None, :]
-            v = self.m[same] if self.m.size else np.zeros(0)
-            self._pool = np.sort(v[~np.isnan(v)])
-        return self._pool
+            other = self.row_uuid[:, None] != self.col_uuid[None, :]
+            ok = ~np.isnan(self.m)
+            self._pools = (np.sort(self.m[same & other & ok]), np.sort(self.m[~same & other & ok]))
+        return self._pools
 
 
-def _stratum(null: np.ndarray, j: float, cfg: NullConfig) -> tuple[float, float]:
-    """(threshold, p-value) of a sorted stratum; NaN when it has fewer than min_null values."""
-    if len(null) < max(cfg.min_null, 1) or math.isnan(j):
-        return math.nan, math.nan
-    return float(np.percentile(null, cfg.percentile)), pvalue(null, j)
-
-
-def _lower(null: np.ndarray, cfg: NullConfig) -> float:
-    """The independence bound of a null: its lower_q percentile (NaN when too small)."""
-    return float(np.percentile(null, cfg.lower_q)) if len(null) >= max(cfg.min_null, 1) \
-        else math.nan
-
-
-def _test(block: _Block, uuid: str, obj: str | None, cfg: NullConfig) -> dict:
-    """The stratified test of one (fact, L, L′)."""
-    out = dict.fromkeys(COLUMNS, math.nan)
-    out.update(n_same=0, n_diff=0, same_pooled=False, n_lower=0)
-    i, c = block.row_of.get(uuid), block.col_of.get(uuid)
-    if i is None or c is None:
+def _percentile(x: np.ndarray, q: float, n: np.ndarray, cfg: NullConfig) -> np.ndarray:
+    """Row-wise ``q`` percentile of ``x`` ignoring NaN (numpy's linear interpolation); NaN
+    where a row has fewer than min_null values."""
+    out = np.full(len(x), np.nan)
+    ok = n >= max(cfg.min_null, 1)
+    if not ok.any():
         return out
-    row = block.m[i]
-    j = float(row[c])
-    others = np.ones(len(row), bool)
-    others[c] = False
-    ok = others & ~np.isnan(row)
-    same_mask = (block.col_obj == obj) if obj is not None else np.zeros(len(row), bool)
-    same, diff = np.sort(row[ok & same_mask]), np.sort(row[ok & ~same_mask])
-    out.update(j=j, n_same=len(same), n_diff=len(diff))
-    if len(same) < max(cfg.min_null, 1):
-        same = block.same_object_pool()
-        out.update(same_pooled=True, n_same=len(same))
-    out["tau_same"], out["p_same"] = _stratum(same, j, cfg)
-    out["tau_diff"], out["p_diff"] = _stratum(diff, j, cfg)
-    both = (out["p_same"], out["p_diff"])
-    out["tau"] = out["tau_same"]
-    out["p"] = math.nan if any(math.isnan(x) for x in both) else max(both)
-    out["lower"], out["n_lower"] = _lower(diff, cfg), len(diff)
+    srt = np.sort(x[ok], axis=1)                # NaN sort last
+    pos = (n[ok] - 1) * q / 100.0
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, n[ok] - 1)
+    r = np.arange(len(srt))
+    out[ok] = srt[r, lo] + (srt[r, hi] - srt[r, lo]) * (pos - lo)
     return out
+
+
+def _block_tests(block: _Block, uuids: list[str], objects: Mapping[str, str | None],
+                 cfg: NullConfig) -> dict[str, np.ndarray]:
+    """The stratified tests of every fact of ``uuids`` against one block (L, L′, relation)."""
+    q = len(uuids)
+    out = {c: np.full(q, np.nan) for c in COLUMNS}
+    out.update(n_same=np.zeros(q, np.int64), n_diff=np.zeros(q, np.int64),
+               same_pooled=np.zeros(q, bool), n_lower=np.zeros(q, np.int64))
+    pos = [(k, block.row_of.get(u), block.col_of.get(u)) for k, u in enumerate(uuids)]
+    pos = [(k, i, c) for k, i, c in pos if i is not None and c is not None]
+    if not pos:
+        return out
+    k, i, c = (np.array(v, np.int64) for v in zip(*pos))
+    x = block.m[i].copy()                       # f's L signature against every L' fact
+    j = x[np.arange(len(k)), c]
+    x[np.arange(len(k)), c] = np.nan            # never the fact itself
+    obj = np.array([objects.get(uuids[t]) for t in k], dtype=object)
+    same = (block.col_obj[None, :] == obj[:, None]) & np.array([o is not None for o in obj])[:, None]
+    xs, xd = np.where(same, x, np.nan), np.where(same, np.nan, x)
+    ns, nd = (~np.isnan(xs)).sum(axis=1), (~np.isnan(xd)).sum(axis=1)
+    tau_s = _percentile(xs, cfg.percentile, ns, cfg)
+    same_pool, diff_pool = block.pools()
+    pooled = ns < max(cfg.min_null, 1)
+    if pooled.any():                # too few of its own: the relation's same-object pairs
+        tau_s[pooled], _ = _sorted_tests(same_pool, j[pooled], cfg.percentile, cfg)
+        ns = np.where(pooled, len(same_pool), ns)
+    # p-values against the relation's pairs of the language pair: fine enough to survive a
+    # correction over many partners (a fact's own stratum has at most n - 1 values)
+    _, p_s = _sorted_tests(same_pool, j, cfg.percentile, cfg)
+    _, p_d = _sorted_tests(diff_pool, j, cfg.percentile, cfg)
+    for name, v in (("j", j), ("tau_same", tau_s), ("p_same", p_s), ("n_same", ns),
+                    ("n_diff", nd), ("same_pooled", pooled), ("p_diff", p_d),
+                    ("tau_diff", _percentile(xd, cfg.percentile, nd, cfg)),
+                    ("lower", _percentile(xd, cfg.lower_q, nd, cfg)), ("n_lower", nd)):
+        out[name][k] = v
+    out["tau"] = out["tau_same"]
+    out["p"] = np.fmax(out["p_same"], out["p_diff"])   # both strata must be beaten
+    out["p"][np.isnan(out["p_same"]) | np.isnan(out["p_diff"])] = np.nan
+    return out
+
+
+def _sorted_tests(null: np.ndarray, j: np.ndarray, q: float,
+                  cfg: NullConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(``q`` percentile, p-values of ``j``) against one sorted null shared by every fact."""
+    if len(null) < max(cfg.min_null, 1):
+        return np.full(len(j), np.nan), np.full(len(j), np.nan)
+    ge = len(null) - np.searchsorted(null, np.nan_to_num(j, nan=np.inf), side="left")
+    p = np.where(np.isnan(j), np.nan, (1 + ge) / (1 + len(null)))
+    return np.full(len(j), float(np.percentile(null, q))), p
+
+
+def _pooled_tests(sig: Signatures, lang: str, other: str, j: np.ndarray, cfg: NullConfig,
+                  cache: dict) -> tuple[np.ndarray, ...]:
+    """(tau, p, lower, n) of the pooled rule for Jaccards ``j`` of one language pair."""
+    pair = tuple(sorted((lang, other)))
+    if pair not in cache:
+        cache[pair] = null_distribution(sig, pair[0], pair[1], cfg.null_samples, cfg.seed)
+    null = cache[pair]
+    tau, p = _sorted_tests(null, j, cfg.percentile, cfg)
+    lower, _ = _sorted_tests(null, j, cfg.lower_q, cfg)
+    return tau, p, lower, np.full(len(j), len(null))
 
 
 def partner_tests(sig: Signatures, triples: pd.DataFrame, objects: Mapping[str, str | None],
                   cfg: NullConfig) -> pd.DataFrame:
     """One row of test results (``COLUMNS``) per row of ``triples`` (lang, partner, uuid,
     relation), in the same order."""
-    blocks: dict[tuple[str, str, str], _Block] = {}
-    pooled: dict[tuple[str, str], np.ndarray] = {}
-    rows = []
-    for lg, p, u, r in zip(triples["lang"], triples["partner"], triples["uuid"],
-                           triples["relation"]):
-        key = (lg, p, r)
-        if key not in blocks:
-            blocks[key] = _Block(sig, lg, p, r, objects)
-        res = _test(blocks[key], u, objects.get(u), cfg)
+    n = len(triples)
+    out = {c: np.full(n, np.nan) for c in COLUMNS}
+    out.update(n_same=np.zeros(n, np.int64), n_diff=np.zeros(n, np.int64),
+               n_lower=np.zeros(n, np.int64), same_pooled=np.zeros(n, bool))
+    pooled_nulls: dict = {}
+    matrices: dict = {}
+    uuids = triples["uuid"].to_numpy(dtype=object)
+    for (lg, p, r), idx in triples.groupby(["lang", "partner", "relation"]).indices.items():
+        block = _Block(sig, lg, p, r, objects, matrices)
+        res = _block_tests(block, uuids[idx].tolist(), objects, cfg)
         if cfg.rule == POOLED:
-            pair = tuple(sorted((lg, p)))
-            if pair not in pooled:
-                pooled[pair] = null_distribution(sig, pair[0], pair[1], cfg.null_samples,
-                                                 cfg.seed)
-            null = pooled[pair]
-            res["tau"], res["p"] = _stratum(null, res["j"], cfg)
-            res["lower"], res["n_lower"] = _lower(null, cfg), len(null)
-        rows.append(res)
-    return pd.DataFrame(rows, columns=list(COLUMNS), index=triples.index)
+            res["tau"], res["p"], res["lower"], res["n_lower"] = _pooled_tests(
+                sig, lg, p, res["j"], cfg, pooled_nulls)
+        for c in COLUMNS:
+            out[c][idx] = res[c]
+    return pd.DataFrame(out, index=triples.index)
 
 
 def shared_mask(tests: pd.DataFrame, padj: np.ndarray, cfg: NullConfig, alpha: float) -> np.ndarray:
