@@ -132,17 +132,17 @@ def test_fifty_partners_drawn_from_the_null_are_rarely_shared() -> None:
     rng = np.random.default_rng(7)
     langs = ["en"] + [f"l{i:02d}" for i in range(50)]
     st, sg, fa = [], [], []
-    for i in range(60):
+    for i in range(40):
         for lg in langs:
             st.append((lg, f"u{i}", "R", 3))
             sg.append((lg, f"u{i}", "R", rng.choice(40, K, replace=False).tolist()))
-            fa.append((lg, f"u{i}", "R", f"obj{i % 4}"))
+            fa.append((lg, f"u{i}", "R", f"obj{i % 2}"))
     got = _run(st, sg, fa)
     en = [r for (lg, _), r in got.items() if lg == "en"]
     assert all(len(r["partner_langs"]) == 50 for r in en)
     assert sum(r["label"] == "shared" for r in en) < 0.1 * len(en)
     raw = [min(p for p in r["partner_pvalue"]) for r in en]
-    assert sum(p <= 0.05 for p in raw) > 0.5 * len(en)     # uncorrected, most would be shared
+    assert sum(p <= 0.05 for p in raw) > 0.3 * len(en)     # uncorrected: many "shared"
     adj = en[0]["partner_pvalue_adj"]
     assert all(a >= p for a, p in zip(adj, en[0]["partner_pvalue"]))
 

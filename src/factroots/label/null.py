@@ -80,19 +80,21 @@ class _Block:
                  objects: Mapping[str, str | None], cache: dict) -> None:
         rows = sig.by_relation.get((lang, relation), np.zeros(0, np.int64))
         cols = sig.by_relation.get((other, relation), np.zeros(0, np.int64))
+        self._pools: tuple[np.ndarray, np.ndarray] | None = None
         if (other, lang, relation) in cache:   # J is symmetric: (L′, L) is the transpose
-            self.m = cache.pop((other, lang, relation)).T
+            m, self._pools = cache.pop((other, lang, relation))
+            self.m = m.T
         else:
             self.m = block_jaccard(sig, rows, cols) if len(rows) and len(cols) else \
                 np.zeros((len(rows), len(cols)))
-            cache[(lang, other, relation)] = self.m
+            cache[(lang, other, relation)] = (self.m, None)
+        self._key, self._cache = (lang, other, relation), cache
         self.row_of = {u: i for i, u in enumerate(sig.uuids[rows].tolist())}
         self.col_uuid = sig.uuids[cols]
         self.col_obj = np.array([objects.get(u) for u in self.col_uuid.tolist()], dtype=object)
         self.col_of = {u: i for i, u in enumerate(self.col_uuid.tolist())}
         self.row_obj = np.array([objects.get(u) for u in sig.uuids[rows].tolist()], dtype=object)
         self.row_uuid = sig.uuids[rows]
-        self._pools: tuple[np.ndarray, np.ndarray] | None = None
 
     def pools(self) -> tuple[np.ndarray, np.ndarray]:
         """Sorted J of every pair of different facts of the block: (same object, other object)."""
@@ -102,6 +104,8 @@ class _Block:
             other = self.row_uuid[:, None] != self.col_uuid[None, :]
             ok = ~np.isnan(self.m)
             self._pools = (np.sort(self.m[same & other & ok]), np.sort(self.m[~same & other & ok]))
+            if self._key in self._cache:       # the transposed block has the same pairs
+                self._cache[self._key] = (self.m, self._pools)
         return self._pools
 
 
@@ -148,8 +152,8 @@ def _block_tests(block: _Block, uuids: list[str], objects: Mapping[str, str | No
         ns = np.where(pooled, len(same_pool), ns)
     # p-values against the relation's pairs of the language pair: fine enough to survive a
     # correction over many partners (a fact's own stratum has at most n - 1 values)
-    _, p_s = _sorted_tests(same_pool, j, cfg.percentile, cfg)
-    _, p_d = _sorted_tests(diff_pool, j, cfg.percentile, cfg)
+    _, p_s = _sorted_tests(same_pool, j, None, cfg)
+    _, p_d = _sorted_tests(diff_pool, j, None, cfg)
     for name, v in (("j", j), ("tau_same", tau_s), ("p_same", p_s), ("n_same", ns),
                     ("n_diff", nd), ("same_pooled", pooled), ("p_diff", p_d),
                     ("tau_diff", _percentile(xd, cfg.percentile, nd, cfg)),
@@ -161,14 +165,15 @@ def _block_tests(block: _Block, uuids: list[str], objects: Mapping[str, str | No
     return out
 
 
-def _sorted_tests(null: np.ndarray, j: np.ndarray, q: float,
+def _sorted_tests(null: np.ndarray, j: np.ndarray, q: float | None,
                   cfg: NullConfig) -> tuple[np.ndarray, np.ndarray]:
     """(``q`` percentile, p-values of ``j``) against one sorted null shared by every fact."""
     if len(null) < max(cfg.min_null, 1):
         return np.full(len(j), np.nan), np.full(len(j), np.nan)
     ge = len(null) - np.searchsorted(null, np.nan_to_num(j, nan=np.inf), side="left")
     p = np.where(np.isnan(j), np.nan, (1 + ge) / (1 + len(null)))
-    return np.full(len(j), float(np.percentile(null, q))), p
+    tau = np.nan if q is None else float(np.percentile(null, q))
+    return np.full(len(j), tau), p
 
 
 def _pooled_tests(sig: Signatures, lang: str, other: str, j: np.ndarray, cfg: NullConfig,
