@@ -82,15 +82,21 @@ def _counts(t: pa.Table, column: str, prefix: str) -> dict:
 def _label_stats(t: pa.Table) -> dict:
     stats = {"in": t.num_rows, "out": t.num_rows, **_counts(t, "label", "label"),
              **_counts(t, "reason", "reason")}
-    thresholds: dict[str, list[float]] = {}
-    for langs, thr in zip(t.column("partner_langs").to_pylist(),
-                          t.column("partner_threshold").to_pylist()):
+    # thresholds are per fact: the median per partner language, decisive and per stratum
+    for col, key in (("partner_threshold", "null_threshold"),
+                     ("partner_threshold_same", "null_threshold_same"),
+                     ("partner_threshold_diff", "null_threshold_diff")):
+        stats[key] = _median_per_partner(t, col)
+    return stats
+
+
+def _median_per_partner(t: pa.Table, column: str) -> dict[str, float]:
+    values: dict[str, list[float]] = {}
+    for langs, thr in zip(t.column("partner_langs").to_pylist(), t.column(column).to_pylist()):
         for lg, x in zip(langs or [], thr or []):
             if x is not None and not math.isnan(x):
-                thresholds.setdefault(lg, []).append(x)
-    # thresholds are per fact now: the median per partner language
-    stats["null_threshold"] = {lg: float(np.median(v)) for lg, v in sorted(thresholds.items())}
-    return stats
+                values.setdefault(lg, []).append(x)
+    return {lg: float(np.median(v)) for lg, v in sorted(values.items())}
 
 
 def run(cfg: RunConfig) -> Path:
