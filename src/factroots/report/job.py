@@ -50,12 +50,23 @@ def describe_run(res: Results, cfg: RunConfig) -> dict:
                            sorted(dumps.items())) or "as configured in the trace stage",
         "neurons": f"top-{neurons.get('overlap_k', cfg.neurons.overlap_k)} of the "
                    f"{neurons.get('site', cfg.neurons.site)} signatures",
-        "null threshold": f"{label.get('null_percentile', cfg.label.null_percentile)}th "
-                          f"percentile of {label.get('null_samples', cfg.label.null_samples)} "
-                          "random same-relation pairs per language pair",
+        "shared rule": _shared_rule(label, cfg),
         "labelled languages": ", ".join(traced) or "(label stage not run)",
         "code version": storage.code_version(),
     }
+
+
+def _shared_rule(label: dict, cfg: RunConfig) -> str:
+    """The null, threshold, correction and transfer controls the label stage used."""
+    get = lambda key: label.get(key, getattr(cfg.label, key))  # noqa: E731
+    null = ("fact-anchored, stratified: other facts of the relation with the same object / "
+            "another object" if get("null_rule") == "stratified"
+            else f"pooled: {get('null_samples')} random same-relation pairs per language pair")
+    return (f"J above the {get('null_percentile')}th percentile of the null ({null}); "
+            f"{get('correction')}-corrected p ≤ {get('alpha')} over a fact's partners; "
+            f"independent at or below the {get('independent_quantile')}th percentile with "
+            f"≥ {get('min_null')} null values; transfer controls: sibling, prior > "
+            f"{get('max_prior')}, overlap {'required' if get('transfer_requires_overlap') else 'not required'}")
 
 
 def run(cfg: RunConfig) -> Path:
