@@ -150,7 +150,7 @@ def test_fifty_partners_drawn_from_the_null_are_rarely_shared() -> None:
 # ---- power ----------------------------------------------------------------------------------
 def test_independent_needs_power() -> None:
     rows_st, rows_sg, rows_fa = [], [], []
-    for rel, n in (("Small", 4), ("Big", 30)):
+    for rel, n in (("Small", 3), ("Big", 30)):
         for i in range(n):
             u = f"{rel}{i}"
             for lg in ("en", "de"):
@@ -159,11 +159,13 @@ def test_independent_needs_power() -> None:
                                              + (1000 if rel == "Big" else 0) for x in range(K)]))
                 rows_fa.append((lg, u, rel, f"{u}-obj"))
     got = _run(rows_st, rows_sg, rows_fa)
-    small = got[("en", "Small0")]       # J = 0, but only 3 other facts in the stratum
-    assert small["partner_jaccard"] == [0.0] and small["partner_n_diff"] == [3]
+    small = got[("en", "Small0")]       # J = 0, but 2 other facts, 6 pairs in the relation
+    assert small["partner_jaccard"] == [0.0] and small["partner_n_diff"] == [6]
+    assert small["partner_diff_pooled"] == [True] and np.isnan(small["partner_lower"][0])
     assert (small["label"], small["reason"]) == ("unlabelled", "inconclusive")
     big = got[("en", "Big0")]          # J = 0 with 29 null values at 0: independent
     assert (big["label"], big["reason"]) == ("independent", "below_lower_bound")
+    assert big["partner_n_diff"] == [29] and big["partner_diff_pooled"] == [False]
 
 
 # ---- transfer controls ----------------------------------------------------------------------

@@ -55,7 +55,8 @@ PARTNER_COLUMNS = {"partner_langs": "partner", "partner_jaccard": "j",
                    "partner_threshold_same": "tau_same", "partner_threshold_diff": "tau_diff",
                    "partner_pvalue_same": "p_same", "partner_pvalue_diff": "p_diff",
                    "partner_n_same": "n_same", "partner_n_diff": "n_diff",
-                   "partner_same_pooled": "same_pooled", "partner_pvalue_adj": "padj",
+                   "partner_same_pooled": "same_pooled", "partner_diff_pooled": "diff_pooled",
+                   "partner_pvalue_adj": "padj",
                    "partner_lower": "lower"}
 
 

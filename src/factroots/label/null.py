@@ -9,12 +9,16 @@ of the *other* facts of r, split by the other fact's object:
   for the same fact), so a fact is only shared when J beats this stratum;
 - ``diff``: facts with another object: what the relation and the language pair give.
 
-When f's own same-object stratum holds fewer than ``min_null`` values (most objects are rare)
-it falls back to every same-object pair of r in (L, L′) (``same_pooled``); without that either,
-the partner cannot be shown shared. Each stratum gives a threshold (its ``percentile``) and an
-empirical one-sided p-value (1 + #{null ≥ J}) / (1 + n); the partner's p-value is the larger of
-the two (both strata must be beaten). ``lower`` is the ``lower_q`` percentile of the diff
-stratum: a fact at or below it for every partner is independent *with power*.
+Thresholds are fact-anchored: the ``percentile`` of f's own stratum, or, when it holds fewer
+than ``min_null`` values (most objects are rare), of every pair of different facts of r in
+(L, L′) in that stratum (``same_pooled`` / ``diff_pooled``). ``lower``, the ``lower_q``
+percentile of the diff stratum (same fallback), is the bound at or below which a partner shows
+the fact *not* shared with power. The p-values are empirical, one-sided,
+(1 + #{null ≥ J}) / (1 + n), against the relation's pairs of each stratum in (L, L′): a fact's
+own stratum has at most n − 1 values, too coarse to survive a correction over many partners.
+The partner's p-value is the larger of the two (both strata must be beaten). A stratum with
+fewer than ``min_null`` values gives no threshold or p-value: that partner cannot be shown
+shared (nor, for the diff stratum, independent).
 
 The ``pooled`` rule (the earlier one, kept for comparison) tests J against one null per
 language pair mixing every relation and object (`neurons.null_distribution`).
@@ -28,11 +32,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from factroots.label.neurons import Signatures, null_distribution, pvalue
+from factroots.label.neurons import Signatures, null_distribution
 
 STRATIFIED, POOLED = "stratified", "pooled"
 COLUMNS = ("j", "tau", "p", "tau_same", "tau_diff", "p_same", "p_diff", "n_same", "n_diff",
-           "same_pooled", "lower", "n_lower")
+           "same_pooled", "diff_pooled", "lower", "n_lower")
 _CHUNK = 256   # rows of a one-hot block multiplied at a time (memory: 256 × vocab floats)
 
 
@@ -125,13 +129,27 @@ def _percentile(x: np.ndarray, q: float, n: np.ndarray, cfg: NullConfig) -> np.n
     return out
 
 
+def _own_or_pool(x: np.ndarray, pool: np.ndarray, j: np.ndarray, q: float,
+                 cfg: NullConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(``q`` percentile, stratum size, pooled?) per fact: its own stratum (the rows of ``x``)
+    when it has min_null values, else the relation's pairs of that stratum (``pool``)."""
+    n = (~np.isnan(x)).sum(axis=1)
+    tau = _percentile(x, q, n, cfg)
+    pooled = n < max(cfg.min_null, 1)
+    if pooled.any():
+        tau[pooled], _ = _sorted_tests(pool, j[pooled], q, cfg)
+        n = np.where(pooled, len(pool), n)
+    return tau, n, pooled
+
+
 def _block_tests(block: _Block, uuids: list[str], objects: Mapping[str, str | None],
                  cfg: NullConfig) -> dict[str, np.ndarray]:
     """The stratified tests of every fact of ``uuids`` against one block (L, L′, relation)."""
     q = len(uuids)
     out = {c: np.full(q, np.nan) for c in COLUMNS}
     out.update(n_same=np.zeros(q, np.int64), n_diff=np.zeros(q, np.int64),
-               same_pooled=np.zeros(q, bool), n_lower=np.zeros(q, np.int64))
+               same_pooled=np.zeros(q, bool), diff_pooled=np.zeros(q, bool),
+               n_lower=np.zeros(q, np.int64))
     pos = [(k, block.row_of.get(u), block.col_of.get(u)) for k, u in enumerate(uuids)]
     pos = [(k, i, c) for k, i, c in pos if i is not None and c is not None]
     if not pos:
@@ -143,21 +161,18 @@ def _block_tests(block: _Block, uuids: list[str], objects: Mapping[str, str | No
     obj = np.array([objects.get(uuids[t]) for t in k], dtype=object)
     same = (block.col_obj[None, :] == obj[:, None]) & np.array([o is not None for o in obj])[:, None]
     xs, xd = np.where(same, x, np.nan), np.where(same, np.nan, x)
-    ns, nd = (~np.isnan(xs)).sum(axis=1), (~np.isnan(xd)).sum(axis=1)
-    tau_s = _percentile(xs, cfg.percentile, ns, cfg)
     same_pool, diff_pool = block.pools()
-    pooled = ns < max(cfg.min_null, 1)
-    if pooled.any():                # too few of its own: the relation's same-object pairs
-        tau_s[pooled], _ = _sorted_tests(same_pool, j[pooled], cfg.percentile, cfg)
-        ns = np.where(pooled, len(same_pool), ns)
+    tau_s, n_s, pooled_s = _own_or_pool(xs, same_pool, j, cfg.percentile, cfg)
+    tau_d, n_d, pooled_d = _own_or_pool(xd, diff_pool, j, cfg.percentile, cfg)
+    lower, _, _ = _own_or_pool(xd, diff_pool, j, cfg.lower_q, cfg)
     # p-values against the relation's pairs of the language pair: fine enough to survive a
     # correction over many partners (a fact's own stratum has at most n - 1 values)
     _, p_s = _sorted_tests(same_pool, j, None, cfg)
     _, p_d = _sorted_tests(diff_pool, j, None, cfg)
-    for name, v in (("j", j), ("tau_same", tau_s), ("p_same", p_s), ("n_same", ns),
-                    ("n_diff", nd), ("same_pooled", pooled), ("p_diff", p_d),
-                    ("tau_diff", _percentile(xd, cfg.percentile, nd, cfg)),
-                    ("lower", _percentile(xd, cfg.lower_q, nd, cfg)), ("n_lower", nd)):
+    for name, v in (("j", j), ("tau_same", tau_s), ("p_same", p_s), ("n_same", n_s),
+                    ("same_pooled", pooled_s), ("tau_diff", tau_d), ("p_diff", p_d),
+                    ("n_diff", n_d), ("diff_pooled", pooled_d), ("lower", lower),
+                    ("n_lower", n_d)):
         out[name][k] = v
     out["tau"] = out["tau_same"]
     out["p"] = np.fmax(out["p_same"], out["p_diff"])   # both strata must be beaten
@@ -195,7 +210,8 @@ def partner_tests(sig: Signatures, triples: pd.DataFrame, objects: Mapping[str, 
     n = len(triples)
     out = {c: np.full(n, np.nan) for c in COLUMNS}
     out.update(n_same=np.zeros(n, np.int64), n_diff=np.zeros(n, np.int64),
-               n_lower=np.zeros(n, np.int64), same_pooled=np.zeros(n, bool))
+               n_lower=np.zeros(n, np.int64), same_pooled=np.zeros(n, bool),
+               diff_pooled=np.zeros(n, bool))
     pooled_nulls: dict = {}
     matrices: dict = {}
     uuids = triples["uuid"].to_numpy(dtype=object)
