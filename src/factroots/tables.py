@@ -161,7 +161,8 @@ FACT_LABELS = _spec(
     ("partner_n_same", pa.list_(I32)), ("partner_n_diff", pa.list_(I32)),
     ("partner_same_pooled", pa.list_(B)), ("partner_diff_pooled", pa.list_(B)),
     ("partner_pvalue_adj", pa.list_(F64)),
-    ("partner_lower", pa.list_(F64)), ("sibling_in_lang", B), ("prior_rate", F64),
+    ("partner_lower", pa.list_(F64)), ("partner_identical", pa.list_(B)),
+    ("sibling_in_lang", B), ("prior_rate", F64),
     ("causal_shared_with", pa.list_(S)), ("causal", S), ("causal_reason", S),
 )
 

@@ -215,3 +215,16 @@ def test_transfer_controls() -> None:
     assert loose[("uk", "g3")]["label"] == "transferred"
     assert loose[("uk", "g3")]["reason"] == "absent_with_source"
     assert loose[("uk", "g1")]["label"] == "transferred"       # 0.34 is under a 0.5 prior
+
+
+def test_identical_spellings_are_recorded_per_partner() -> None:
+    st = [(lg, u, "R", 3) for lg in ("bg", "uk", "en") for u in ("a", "b")]
+    sg = [(lg, u, "R", list(range(10 * i, 10 * i + K))) for i, (lg, u) in
+          enumerate((lg, u) for lg in ("bg", "uk", "en") for u in ("a", "b"))]
+    t = facts([("bg", "a", "R", "Київ", "Дніпро"), ("uk", "a", "R", "київ", "Дніпро"),
+               ("en", "a", "R", "Kyiv", "Dnipro"), ("bg", "b", "R"), ("uk", "b", "R"),
+               ("en", "b", "R")])
+    got = _by_key(build_fact_labels(status(st), None, sigs(sg), None, facts=t, top_k=K))
+    r = got[("bg", "a")]
+    assert dict(zip(r["partner_langs"], r["partner_identical"])) == {"uk": True, "en": False}
+    assert got[("bg", "b")]["partner_identical"] == [True, True]   # S<uuid>, O<uuid> everywhere

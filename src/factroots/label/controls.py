@@ -6,6 +6,11 @@ transfer from another language.
   sample run: 199 of the 212 absent-and-correct facts had one);
 - ``prior_rate``: the share of L's *other* prompts of the relation that the model answers with
   this fact's answer (the same predicted ids): a popular answer is right by its prior.
+
+And per partner, ``identical_spellings``: subject and object are written the same in L and L′
+(case-insensitive), so the two prompts share their entity tokens; a high Jaccard there may be
+the same input rather than a shared fact (measured on the sample run: bg–uk J 0.56 for such
+facts against 0.12 for the others). It is recorded and reported, not used to decide.
 """
 
 from __future__ import annotations
@@ -69,3 +74,14 @@ def prior_rates(rows: pd.DataFrame, predictions: pa.Table | None,
         if others > 0:
             out[i] = (count[(r, lg, a)] - 1) / others
     return out
+
+
+def identical_spellings(langs: list[str], partners: list[str], uuids: list[str],
+                        facts: pa.Table | None) -> np.ndarray:
+    """Per (lang, partner, uuid): subject and object labels equal in both (case-insensitive)."""
+    if facts is None or facts.num_rows == 0:
+        return np.zeros(len(uuids), bool)
+    cols = [facts.column(c).to_pylist() for c in ("lang", "uuid", "sub_label", "obj_label")]
+    names = {(lg, u): ((s or "").casefold(), (o or "").casefold()) for lg, u, s, o in zip(*cols)}
+    return np.array([(lg, u) in names and names.get((lg, u)) == names.get((p, u))
+                     for lg, p, u in zip(langs, partners, uuids)], bool)

@@ -32,7 +32,12 @@ import pyarrow as pa
 from factroots import tables
 from factroots.config import LabelConfig
 from factroots.label.causal import apply_causal
-from factroots.label.controls import objects_of, prior_rates, sibling_in_lang
+from factroots.label.controls import (
+    identical_spellings,
+    objects_of,
+    prior_rates,
+    sibling_in_lang,
+)
 from factroots.label.easy_facts import OTHERS
 from factroots.label.multitest import adjust
 from factroots.label.neurons import Signatures, load_signatures
@@ -56,7 +61,7 @@ PARTNER_COLUMNS = {"partner_langs": "partner", "partner_jaccard": "j",
                    "partner_pvalue_same": "p_same", "partner_pvalue_diff": "p_diff",
                    "partner_n_same": "n_same", "partner_n_diff": "n_diff",
                    "partner_same_pooled": "same_pooled", "partner_diff_pooled": "diff_pooled",
-                   "partner_pvalue_adj": "padj",
+                   "partner_pvalue_adj": "padj", "partner_identical": "identical",
                    "partner_lower": "lower"}
 
 
@@ -84,7 +89,8 @@ def _pair_means(overlap: pa.Table | None) -> dict[tuple[str, str], float]:
 
 
 def _evidence(rows: pd.DataFrame, partners: dict[str, list[str]], sig: Signatures,
-              objects: dict, rules: LabelRules, means: dict) -> dict[str, np.ndarray]:
+              objects: dict, facts: pa.Table | None, rules: LabelRules,
+              means: dict) -> dict[str, np.ndarray]:
     """Per (fact row, partner), as arrays sorted by row: the tests, corrected per fact, the
     shared / below flags; within a row ranked by J (NaN last), the pair's mean J, then name."""
     trip = [(i, lg, p, u, r) for i, (lg, u, r) in enumerate(zip(rows["lang"], rows["uuid"],
@@ -92,6 +98,8 @@ def _evidence(rows: pd.DataFrame, partners: dict[str, list[str]], sig: Signature
             for p in partners.get(u, []) if p != lg]
     ev = pd.DataFrame(trip, columns=["row", "lang", "partner", "uuid", "relation"])
     ev = pd.concat([ev, partner_tests(sig, ev, objects, rules.null)], axis=1)
+    ev["identical"] = identical_spellings(ev["lang"].tolist(), ev["partner"].tolist(),
+                                          ev["uuid"].tolist(), facts)
     ev["mean"] = [means.get((lg, p), np.nan) for lg, p in zip(ev["lang"], ev["partner"])]
     ev["_j"] = -ev["j"].fillna(-np.inf)
     ev["_m"] = -ev["mean"].fillna(-np.inf)
@@ -181,7 +189,7 @@ def build_fact_labels(status: pa.Table, easy_facts: pa.Table | None,
                                          for n in ("lang", "uuid", "category")))}
     sig = load_signatures(signatures, top_k, use_small_groups)
     objects = objects_of(facts)
-    ev = _evidence(rows, partners, sig, objects, rules, _pair_means(overlap))
+    ev = _evidence(rows, partners, sig, objects, facts, rules, _pair_means(overlap))
     siblings = sibling_in_lang(rows, st, objects)
     priors = prior_rates(rows, predictions, rules.protocol)
     out: dict[str, list] = defaultdict(list)

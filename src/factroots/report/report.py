@@ -244,7 +244,10 @@ def label_blocks(res: R.Results, figs: dict) -> list[Block]:
     if len(pairs):
         blocks += [("p", "Per language pair (facts present & correct in both; thresholds are "
                          "medians over facts; chance = J of two random top-k sets of the "
-                         f"model's neurons; {_chance_text(res, R.label_k(res))}):"),
+                         f"model's neurons; {_chance_text(res, R.label_k(res))}; identical "
+                         "= partners whose subject and object are spelled the same in both "
+                         "languages, where a high J may be the same input, not a shared "
+                         "fact):"),
                    ("table", pairs)]
     rel = R.relation_table(res)
     if len(rel):

@@ -24,7 +24,8 @@ COLUMNS = {
     "easy_facts": ["lang", "uuid", "category", "rule"],
     "fact_labels": ["lang", "uuid", "relation", "status", "label", "reason", "shared_with",
                     "partner_langs", "partner_jaccard", "partner_threshold",
-                    "partner_threshold_same", "partner_threshold_diff", "partner_lower"],
+                    "partner_threshold_same", "partner_threshold_diff", "partner_lower",
+                    "partner_identical"],
     "overlap": ["lang", "other_lang", "mean_jaccard", "n_facts", "top_k"],
     "lab_check": ["lang", "metric", "value", "numerator", "denominator"],
 }
@@ -210,16 +211,18 @@ def label_table(res: Results) -> pd.DataFrame:
 def _partner_rows(res: Results) -> pd.DataFrame:
     """One row per (status-3 fact, partner) of fact_labels: J, thresholds, bound, shared."""
     fl = res.get("fact_labels")
-    cols = ["lang", "other_lang", "relation", "j", "t", "t_same", "t_diff", "lower", "shared"]
+    cols = ["lang", "other_lang", "relation", "j", "t", "t_same", "t_diff", "lower",
+            "identical", "shared"]
     if fl is None or fl.empty:
         return pd.DataFrame(columns=cols)
     fl = fl[fl["status"] == 3]
-    rows = [(lg, p, r, j, t, ts, td, lo, p in set(sw))
-            for lg, r, ps, js, tt, tss, tds, los, sw in zip(
+    rows = [(lg, p, r, j, t, ts, td, lo, bool(ident), p in set(sw))
+            for lg, r, ps, js, tt, tss, tds, los, ids, sw in zip(
                 fl["lang"], fl["relation"], fl["partner_langs"], fl["partner_jaccard"],
                 fl["partner_threshold"], fl["partner_threshold_same"],
-                fl["partner_threshold_diff"], fl["partner_lower"], fl["shared_with"])
-            for p, j, t, ts, td, lo in zip(ps, js, tt, tss, tds, los)]
+                fl["partner_threshold_diff"], fl["partner_lower"], fl["partner_identical"],
+                fl["shared_with"])
+            for p, j, t, ts, td, lo, ident in zip(ps, js, tt, tss, tds, los, ids)]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -227,7 +230,8 @@ def pair_table(res: Results) -> pd.DataFrame:
     """Per ordered language pair: facts present & correct in both, tested (J and a null), shared,
     mean J, the median thresholds of the two strata and the chance level of J."""
     cols = ["lang", "other_lang", "facts", "tested", "shared", "shared_pct", "mean_jaccard",
-            "threshold", "threshold_same", "threshold_diff", "chance"]
+            "threshold", "threshold_same", "threshold_diff", "chance", "identical",
+            "shared_identical", "mean_jaccard_identical"]
     df = _partner_rows(res)
     if df.empty:
         return pd.DataFrame(columns=cols)
@@ -239,6 +243,12 @@ def pair_table(res: Results) -> pd.DataFrame:
                         "threshold_diff": g["t_diff"].median()}).reset_index()
     out["shared_pct"] = 100 * out["shared"] / out["tested"].where(out["tested"] > 0)
     out["chance"] = chance_jaccard(label_k(res) or 0, res.neurons)
+    # the identical-spelling confound: same entity tokens in both prompts
+    ident = df[df["identical"]].groupby(["lang", "other_lang"])
+    extra = pd.DataFrame({"identical": ident.size(), "shared_identical": ident["shared"].sum(),
+                          "mean_jaccard_identical": ident["j"].mean()})
+    out = out.merge(extra.reset_index(), on=["lang", "other_lang"], how="left")
+    out[["identical", "shared_identical"]] = out[["identical", "shared_identical"]].fillna(0)
     return out[cols].sort_values(["lang", "other_lang"], ignore_index=True)
 
 
