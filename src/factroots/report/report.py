@@ -23,7 +23,10 @@ Block = tuple  # ("h1"|"h2"|"p"|"note", text) | ("table", DataFrame) | ("img", p
 
 def _fmt(v: object) -> str:
     if isinstance(v, (float, np.floating)):
-        return "–" if np.isnan(v) else f"{v:.2f}"
+        if np.isnan(v):
+            return "–"
+        # small values (chance levels, p-values) keep three significant digits
+        return f"{v:.3g}" if 0 < abs(v) < 0.1 else f"{v:.2f}"
     if isinstance(v, (list, tuple)):
         return ", ".join(map(str, v))
     return "–" if v is None or v is pd.NA else str(v)

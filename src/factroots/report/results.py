@@ -248,7 +248,8 @@ def pair_table(res: Results) -> pd.DataFrame:
     extra = pd.DataFrame({"identical": ident.size(), "shared_identical": ident["shared"].sum(),
                           "mean_jaccard_identical": ident["j"].mean()})
     out = out.merge(extra.reset_index(), on=["lang", "other_lang"], how="left")
-    out[["identical", "shared_identical"]] = out[["identical", "shared_identical"]].fillna(0)
+    out[["identical", "shared_identical"]] = out[["identical", "shared_identical"]].fillna(0) \
+        .astype(int)
     return out[cols].sort_values(["lang", "other_lang"], ignore_index=True)
 
 
