@@ -38,12 +38,15 @@ def _run(st_rows, sig_rows, fact_rows, **kw):  # type: ignore[no-untyped-def]
 
 def test_block_jaccard_matches_pairwise_sets() -> None:
     rng = np.random.default_rng(0)
-    rows = [("en" if i < 6 else "de", f"u{i}", "R", rng.choice(30, K, replace=False).tolist())
-            for i in range(12)]
+    rows = [("en" if i < 70 else "de", f"u{i}", "R",
+             rng.choice(30, int(rng.integers(1, K + 1)), replace=False).tolist())
+            for i in range(150)]          # sizes 1..10; more rows than one chunk
     sg = load_signatures(sigs(rows), K, False)
     m = block_jaccard(sg, sg.by_relation[("en", "R")], sg.by_relation[("de", "R")])
-    a, b = set(rows[2][3]), set(rows[9][3])
-    assert m.shape == (6, 6) and m[2, 3] == pytest.approx(len(a & b) / len(a | b))
+    assert m.shape == (70, 80)
+    for i, j in ((2, 3), (69, 79), (65, 0), (10, 41)):
+        a, b = set(rows[i][3]), set(rows[70 + j][3])
+        assert m[i, j] == pytest.approx(len(a & b) / len(a | b))
 
 
 # ---- the same-object confound ---------------------------------------------------------------

@@ -37,7 +37,7 @@ from factroots.label.neurons import Signatures, null_distribution
 STRATIFIED, POOLED = "stratified", "pooled"
 COLUMNS = ("j", "tau", "p", "tau_same", "tau_diff", "p_same", "p_diff", "n_same", "n_diff",
            "same_pooled", "diff_pooled", "lower", "n_lower")
-_CHUNK = 256   # rows of a one-hot block multiplied at a time (memory: 256 × vocab floats)
+_CHUNK = 64   # rows intersected at a time (memory: at most 64 × m × k matches)
 
 
 @dataclass(frozen=True)
@@ -52,26 +52,34 @@ class NullConfig:
     seed: int = 0
 
 
-def _onehot(ids: np.ndarray, vocab: np.ndarray) -> np.ndarray:
-    """[n, len(vocab)] float32 indicator of which vocabulary ids each row holds."""
-    pos = np.clip(np.searchsorted(vocab, ids), 0, len(vocab) - 1)
-    hit = (ids >= 0) & (vocab[pos] == ids)
-    out = np.zeros((len(ids), len(vocab)), np.float32)
-    r, c = np.nonzero(hit)
-    out[r, pos[r, c]] = 1.0
-    return out
+def _intersections(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """|A_i ∩ B_j| for every row i of ``a`` and j of ``b`` (ids < 0 are padding; ids unique per
+    row), through an inverted index of ``b``: the work is the number of shared ids, not n × m × k
+    (top-k sets of tens of thousands of neurons rarely meet)."""
+    n, m = len(a), len(b)
+    inter = np.zeros(n * m, np.int64)
+    bi = b.ravel()
+    bc = np.repeat(np.arange(m), b.shape[1])[bi >= 0]
+    bi = bi[bi >= 0]
+    order = np.argsort(bi, kind="stable")
+    bi, bc = bi[order], bc[order]
+    for start in range(0, n, _CHUNK):
+        ai = a[start:start + _CHUNK].ravel()
+        ar = np.repeat(np.arange(start, min(start + _CHUNK, n)), a.shape[1])[ai >= 0]
+        ai = ai[ai >= 0]
+        lo = np.searchsorted(bi, ai, "left")
+        cnt = np.searchsorted(bi, ai, "right") - lo
+        total = int(cnt.sum())
+        if not total:
+            continue
+        first = np.repeat(lo - (np.cumsum(cnt) - cnt), cnt) + np.arange(total)
+        inter += np.bincount(np.repeat(ar, cnt) * m + bc[first], minlength=n * m)
+    return inter.reshape(n, m)
 
 
 def block_jaccard(sig: Signatures, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """Top-k Jaccard of every (row, col) pair of signature rows: an [n, m] matrix (NaN: empty)."""
-    a, b = sig.ids[rows], sig.ids[cols]
-    vocab = np.intersect1d(a[a >= 0], b[b >= 0])   # only ids on both sides can intersect
-    inter = np.zeros((len(rows), len(cols)), np.float64)
-    if len(vocab):
-        for i in range(0, len(rows), _CHUNK):
-            x = _onehot(a[i:i + _CHUNK], vocab)
-            for j in range(0, len(cols), _CHUNK):
-                inter[i:i + _CHUNK, j:j + _CHUNK] = x @ _onehot(b[j:j + _CHUNK], vocab).T
+    inter = _intersections(sig.ids[rows], sig.ids[cols]).astype(np.float64)
     union = sig.sizes[rows][:, None] + sig.sizes[cols][None, :] - inter
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(union > 0, inter / np.maximum(union, 1), np.nan)

@@ -49,7 +49,9 @@ def describe_run(res: Results, cfg: RunConfig) -> dict:
         "dumps": ", ".join(f"{k}: {len(v) if isinstance(v, list) else v}" for k, v in
                            sorted(dumps.items())) or "as configured in the trace stage",
         "neurons": f"top-{neurons.get('overlap_k', cfg.neurons.overlap_k)} of the "
-                   f"{neurons.get('site', cfg.neurons.site)} signatures",
+                   f"{neurons.get('site', cfg.neurons.site)} signatures over "
+                   + (f"{res.neurons:,} neurons" if res.neurons else "an unrecorded number of "
+                      "neurons"),
         "shared rule": _shared_rule(label, cfg),
         "labelled languages": ", ".join(traced) or "(label stage not run)",
         "code version": storage.code_version(),
@@ -58,7 +60,9 @@ def describe_run(res: Results, cfg: RunConfig) -> dict:
 
 def _shared_rule(label: dict, cfg: RunConfig) -> str:
     """The null, threshold, correction and transfer controls the label stage used."""
-    get = lambda key: label.get(key, getattr(cfg.label, key))  # noqa: E731
+    def get(key: str) -> object:
+        return label.get(key, getattr(cfg.label, key))
+
     null = ("fact-anchored, stratified: other facts of the relation with the same object / "
             "another object" if get("null_rule") == "stratified"
             else f"pooled: {get('null_samples')} random same-relation pairs per language pair")
