@@ -168,6 +168,12 @@ class LabelConfig:
     max_prior: float = opt(0.2, "an absent fact whose answer is given to more than this share "
                                 "of L's other prompts of the relation is prior_explained, not "
                                 "transferred")
+    identical_spellings: str = opt("record", "partners where subject and object are spelled "
+                                             "the same in both languages (the prompts share "
+                                             "their entity tokens): record them "
+                                             "(partner_identical) or exclude them from the "
+                                             "tests (neither shared nor independent)",
+                                   ("record", "exclude"))
     transfer_requires_overlap: bool = opt(True, "transferred needs the fact's L signature to be "
                                                 "shared (the shared rule, corrected) with at "
                                                 "least one source language")

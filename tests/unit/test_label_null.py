@@ -231,3 +231,16 @@ def test_identical_spellings_are_recorded_per_partner() -> None:
     r = got[("bg", "a")]
     assert dict(zip(r["partner_langs"], r["partner_identical"])) == {"uk": True, "en": False}
     assert got[("bg", "b")]["partner_identical"] == [True, True]   # S<uuid>, O<uuid> everywhere
+
+
+def test_identical_spellings_can_be_excluded() -> None:
+    st, sg, fa = _confound()
+    names = facts([(lg, u, r) for lg, u, r, _ in fa])        # S<uuid>/O<uuid>: identical
+    names = names.set_column(names.column_names.index("obj_uri"), "obj_uri",
+                             pa.array([o for *_, o in fa]))
+    rules = LabelRules(identical_spellings="exclude")
+    got = _by_key(build_fact_labels(status(st), None, sigs(sg), None, facts=names,
+                                    rules=rules, top_k=K))
+    t = got[("en", "f0")]              # shared under "record"; excluded, it is untested
+    assert t["partner_identical"] == [True] and np.isnan(t["partner_pvalue_adj"][0])
+    assert (t["label"], t["reason"]) == ("unlabelled", "inconclusive")

@@ -75,6 +75,7 @@ class LabelRules:
     max_prior: float = 0.2
     transfer_requires_overlap: bool = True
     protocol: str = "full"
+    identical_spellings: str = "record"
 
 
 def _pair_means(overlap: pa.Table | None) -> dict[tuple[str, str], float]:
@@ -106,13 +107,16 @@ def _evidence(rows: pd.DataFrame, partners: dict[str, list[str]], sig: Signature
     ev = ev.sort_values(["row", "_j", "_m", "partner"], kind="stable", ignore_index=True)
     cols = {c: ev[c].to_numpy() for c in ev.columns}
     p, padj = cols["p"].astype(float), np.full(len(ev), np.nan)
+    excluded = cols["identical"].astype(bool) if rules.identical_spellings == "exclude" \
+        else np.zeros(len(ev), bool)
+    p[excluded] = np.nan            # the same input in both prompts: not a test of the fact
     bounds = np.searchsorted(cols["row"].astype(np.int64), np.arange(len(rows) + 1))
     for s, e in zip(bounds[:-1], bounds[1:]):
         if e > s:
             padj[s:e] = adjust(p[s:e], rules.correction)
     cols["padj"] = padj
     cols["shared"] = shared_mask(ev, padj, rules.null, rules.alpha)
-    cols["below"] = below_mask(ev)
+    cols["below"] = below_mask(ev) & ~excluded
     cols["_bounds"] = bounds
     return cols
 
@@ -230,4 +234,4 @@ def label_rules(label_cfg: LabelConfig) -> LabelRules:
                       null_samples=c.null_samples, seed=c.seed)
     return LabelRules(null=null, correction=c.correction, alpha=c.alpha, max_prior=c.max_prior,
                       transfer_requires_overlap=c.transfer_requires_overlap,
-                      protocol=c.protocol)
+                      protocol=c.protocol, identical_spellings=c.identical_spellings)
