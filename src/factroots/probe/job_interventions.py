@@ -118,8 +118,12 @@ def correct_facts(cfg: RunConfig, langs: list[str]) -> pa.Table:
         keep = pc.and_(keep, pc.is_in(preds["relation"], pa.array(list(cfg.relations))))
     preds = preds.filter(keep).select(["lang", "uuid", "relation", "k", "pred_ids"])
     queries = storage.read_table(cfg.out, "queries", langs, columns=["lang", "uuid", "k", "prompt"])
-    return preds.join(queries, keys=["lang", "uuid", "k"], join_type="left outer").sort_by(
-        [("relation", "ascending"), ("uuid", "ascending"), ("lang", "ascending")])
+    prompt = {(lg, u, k): p for lg, u, k, p in zip(*(queries[c].to_pylist()
+                                                     for c in ("lang", "uuid", "k", "prompt")))}
+    # Arrow's join does not carry list columns (pred_ids): look the prompts up instead
+    keys = zip(*(preds[c].to_pylist() for c in ("lang", "uuid", "k")))
+    preds = preds.append_column("prompt", pa.array([prompt.get(key) for key in keys], pa.string()))
+    return preds.sort_by([("relation", "ascending"), ("uuid", "ascending"), ("lang", "ascending")])
 
 
 def _signatures(cfg: RunConfig, lang: str) -> tuple[dict[str, dict[str, np.ndarray]], str]:
