@@ -126,7 +126,7 @@ def run(cfg: RunConfig) -> Path:
                                null_samples=cfg.label.null_samples, min_null=cfg.label.min_null,
                                seed=cfg.label.seed, use_small_groups=cfg.label.use_small_groups)
     # #16 (causal): the causal verdict from `interventions`, when the stage ran
-    ivs, _ = _optional(out, "interventions", langs, notes)
+    ivs, _ = _optional(out, "interventions", langs, [])  # missing: causal_reason says so
     labels = apply_causal(labels, ivs, alpha=cfg.label.alpha, method=cfg.label.correction)
     inputs = {"notes": notes, "presence": _presence(out, langs), "langs": langs,
               "tokenizer": tok.source if tok and tok.encode else None,
