@@ -1,12 +1,12 @@
 """Benchmark: interventions per second, batched (ours) vs one unbatched forward pass per row.
 
     python bench/bench_interventions.py [--shape mbert|lab|both] [--facts 12] [--controls 10]
-        [--tokenizer ../shared/data/tokenizers/bert-base-multilingual-cased]
+        [--random 10] [--tokenizer ../shared/data/tokenizers/bert-base-multilingual-cased]
         [--lab-model out/default/lab/model] [--baseline-rows 120] [--threads 1]
 
 An *intervention* is one (prompt, unit set) forward row: a fact's prompt in a target language
 with the fact's top-k units switched off, or a control set's, or clean (the reference). A
-(fact, target) pair costs 2 + 2 * n_controls rows.
+(fact, target) pair costs 2 + n_controls + n_random rows.
 
 Shapes:
 * ``mbert``: a BertForMaskedLM of mBERT's shape (12 layers, hidden 768, 12 heads, 3,072 FFN
@@ -96,12 +96,12 @@ def baseline_row(lm: LoadedModel, target: iv.Target, units: np.ndarray) -> float
     return float(logp[torch.arange(len(target.answer)), list(target.answer)].mean())
 
 
-def bench(lm: LoadedModel, name: str, n_facts: int, n_controls: int, k: int, batch: int,
-          baseline_rows: int) -> dict:
+def bench(lm: LoadedModel, name: str, n_facts: int, n_controls: int, n_random: int, k: int,
+          batch: int, baseline_rows: int) -> dict:
     """Time ours on the whole group and the baseline on its first rows; check they agree."""
     sigs, targets = make_group(lm, n_facts, k)
     plans = [(t, iv.plan_controls(u, "en", sigs, n_controls=n_controls, seed=0,
-                                  width=lm.family.ffn_width))
+                                  width=lm.family.ffn_width, n_random=n_random))
              for u in sorted(targets) for t in targets[u]]
     rows = [(t, s) for t, p in plans for s in p.sets()]
     warm = {u: targets[u] for u in sorted(targets)[:2]}  # imports and allocator warm-up
@@ -109,7 +109,7 @@ def bench(lm: LoadedModel, name: str, n_facts: int, n_controls: int, k: int, bat
     baseline_row(lm, *rows[1])
     t0 = time.perf_counter()
     table, stats = iv.build_interventions(lm, "en", sigs, targets, k=k, n_controls=n_controls,
-                                          batch_size=batch)
+                                          n_random=n_random, batch_size=batch)
     ours_s = time.perf_counter() - t0
     runner = iv._Runner(lm, "ffn", 0.0, batch)
     ours_lp = runner.run(rows[:baseline_rows])[0]
@@ -138,6 +138,7 @@ def main() -> None:
     ap.add_argument("--lab-model", type=Path, default=root / "out" / "default" / "lab" / "model")
     ap.add_argument("--facts", type=int, default=12)
     ap.add_argument("--controls", type=int, default=10)
+    ap.add_argument("--random", type=int, default=10)
     ap.add_argument("--k", type=int, default=50)
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--baseline-rows", type=int, default=120)
@@ -153,9 +154,9 @@ def main() -> None:
             lm = load_model(str(a.lab_model), "cpu")
         else:
             lm = mbert(a.tokenizer)
-        r = bench(lm, shape, a.facts, a.controls, a.k, a.batch, a.baseline_rows)
+        r = bench(lm, shape, a.facts, a.controls, a.random, a.k, a.batch, a.baseline_rows)
         print(f"{shape}: {r['rows']} rows ({r['pairs']} (fact, target) pairs, "
-              f"{2 + 2 * a.controls} rows each) in {r['ours_s']:.2f} s = "
+              f"{2 + a.controls + a.random} rows each) in {r['ours_s']:.2f} s = "
               f"{r['ours_rows_per_s']:.0f} rows/s ({r['ours_pairs_per_s']:.1f} pairs/s, "
               f"{r['passes']} passes); baseline {r['baseline_rows']} rows in "
               f"{r['baseline_s']:.2f} s = {r['baseline_rows_per_s']:.0f} rows/s; "

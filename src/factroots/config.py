@@ -134,11 +134,13 @@ class InterventionsConfig:
     mode: str = opt("zero", "what to do to the units at the mask positions: set them to zero, "
                             "or multiply them by `scale`", ("zero", "scale"))
     scale: float = opt(0.0, "the factor for mode scale (e.g. 2.0 amplifies, 0.5 halves)")
-    n_controls: int = opt(50, "control draws per fact: top-k sets of other facts of the same "
-                              "relation in L (fewer when the relation has fewer), and as many "
-                              "layer-matched random k-unit sets; the permutation p-value is "
-                              "against the same-relation draws, so its floor is "
-                              "1 / (n_controls + 1)")
+    n_controls: int = opt(40, "same-relation control draws per fact: the top-k sets of other "
+                              "facts of the same relation in L (all of them when the relation "
+                              "has fewer); the permutation p-value is against these, so its "
+                              "floor is 1 / (n_controls + 1) and Holm over m partners needs "
+                              "n_controls >= m / alpha - 1 (39 for the lab's 2 partners)")
+    n_random: int = opt(10, "layer-matched random k-unit sets per fact (their mean effect is "
+                            "reported beside the same-relation controls)")
     seed: int = opt(0, "seed of the control draws (per fact, independent of batching)")
     batch_size: int = opt(256, "ablated prompts per forward pass (halved on GPU out-of-memory)")
 
@@ -345,9 +347,9 @@ def validate(cfg: RunConfig, src: str = "config") -> None:
     if not 1 <= iv.k <= cfg.neurons.top_k:
         raise ConfigError(f"{src}: interventions.k ({iv.k}) must be in 1..neurons.top_k "
                           f"({cfg.neurons.top_k})", "lower interventions.k")
-    if iv.n_controls < 1 or iv.batch_size < 1:
-        raise ConfigError(f"{src}: interventions.n_controls and batch_size must be >= 1",
-                          "set them to 1 or more")
+    if iv.n_controls < 1 or iv.batch_size < 1 or iv.n_random < 0:
+        raise ConfigError(f"{src}: interventions.n_controls and batch_size must be >= 1, "
+                          "n_random >= 0", "set them to 1 or more (n_random: 0 or more)")
     if not 0 < cfg.label.null_percentile < 100:
         raise ConfigError(f"{src}: label.null_percentile must be in (0, 100)", "use e.g. 95")
     if cfg.label.match == "partial" and not cfg.probe.partial:

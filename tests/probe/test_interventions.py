@@ -104,8 +104,10 @@ def test_random_and_partial_units_do_not_flip(lm) -> None:  # type: ignore[no-un
 
 def test_batching_does_not_change_the_numbers(lm) -> None:  # type: ignore[no-untyped-def]
     sigs, targets = _group(lm, n=6)
-    one, _ = iv.build_interventions(lm, "en", sigs, targets, k=4, n_controls=3, batch_size=1)
-    many, st = iv.build_interventions(lm, "en", sigs, targets, k=4, n_controls=3, batch_size=500)
+    one, _ = iv.build_interventions(lm, "en", sigs, targets, k=4, n_controls=3, n_random=3,
+                                    batch_size=1)
+    many, st = iv.build_interventions(lm, "en", sigs, targets, k=4, n_controls=3, n_random=3,
+                                      batch_size=500)
     assert st["forward_passes"] == 1 and st["ablated_rows"] == 12 * (2 + 3 + 3)
     a, b = one.to_pandas(), many.to_pandas()
     assert a[["uuid", "target_lang", "flipped"]].equals(b[["uuid", "target_lang", "flipped"]])

@@ -12,7 +12,7 @@ mask positions (``capture.Ablate``). Recorded per (f, L'):
 * ``flipped``: the ablated prediction no longer full-matches (``protocol.strip`` differs);
 * controls, seeded per (seed, L, uuid) so they do not depend on batching or resuming: the
   first ``k`` units of up to ``n_controls`` other facts of the same relation in L (what any
-  fact of the relation would do: the relation confound), and ``n_controls`` random k-unit sets
+  fact of the relation would do: the relation confound), and ``n_random`` random k-unit sets
   matched to f's units layer by layer (excluding f's own units);
 * ``pvalue``: the permutation p-value of f's effect among the same-relation draws,
   (1 + #{controls at least as strong}) / (1 + n_controls), one-sided in the direction the
@@ -95,7 +95,7 @@ class _Plan:
 
 
 def plan_controls(uuid: str, lang: str, sigs: dict[str, np.ndarray], *, n_controls: int,
-                  seed: int, width: int) -> _Plan:
+                  seed: int, width: int, n_random: int = 10) -> _Plan:
     """The unit sets for fact ``uuid`` of a group whose usable signatures are ``sigs``."""
     rng = fact_rng(seed, lang, uuid)
     others = sorted(u for u in sigs if u != uuid and len(sigs[u]))
@@ -103,7 +103,8 @@ def plan_controls(uuid: str, lang: str, sigs: dict[str, np.ndarray], *, n_contro
     picked = rng.choice(len(others), size=n_rel, replace=False) if n_rel else []
     main = sigs[uuid]
     return _Plan(main, [sigs[others[i]] for i in picked],
-                 [random_like(main, width, rng) for _ in range(n_controls)])
+                 [random_like(main, width, rng)
+                  for _ in range(n_random)])
 
 
 def _factors(sets: Sequence[np.ndarray], width: int, factor: float, device: torch.device
@@ -203,8 +204,9 @@ def permutation_pvalue(effect: float, controls: np.ndarray, direction: int) -> f
 
 def build_interventions(lm: LoadedModel, lang: str, sigs: dict[str, np.ndarray],
                         targets: dict[str, list[Target]], *, k: int = 50, mode: str = "zero",
-                        scale: float = 0.0, n_controls: int = 50, seed: int = 0,
-                        batch_size: int = 256, site: str = "ffn") -> tuple[pa.Table, Counter]:
+                        scale: float = 0.0, n_controls: int = 40, n_random: int = 10,
+                        seed: int = 0, batch_size: int = 256, site: str = "ffn"
+                        ) -> tuple[pa.Table, Counter]:
     """Rows of `interventions` for one (lang, relation) group, and its counters.
 
     ``sigs``: uuid -> global neuron ids of every usable signature of the group (best first;
@@ -227,7 +229,7 @@ def build_interventions(lm: LoadedModel, lang: str, sigs: dict[str, np.ndarray],
             stats["facts_no_signature"] += 1
             continue
         plan = plan_controls(uuid, lang, tops, n_controls=n_controls, seed=seed,
-                             width=runner.width)
+                             width=runner.width, n_random=n_random)
         stats["facts_no_partner"] += int(all(t.lang == lang for t in targets[uuid]))
         for t in targets[uuid]:
             plans.append((t, plan))

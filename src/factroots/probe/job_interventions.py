@@ -203,7 +203,8 @@ def _group(cfg: RunConfig, lm: _Lazy, lang: str, site: str, rel: pa.Table,
         return tables.spec("interventions").schema.empty_table(), stats
     iv = cfg.interventions
     table, built = build_interventions(lm.get(), lang, sigs, targets, k=iv.k, mode=iv.mode,
-                                       scale=iv.scale, n_controls=iv.n_controls, seed=iv.seed,
+                                       scale=iv.scale, n_controls=iv.n_controls,
+                                       n_random=iv.n_random, seed=iv.seed,
                                        batch_size=iv.batch_size, site=site)
     built.pop("facts_no_signature", None)
     stats.update(built)
