@@ -294,3 +294,20 @@ def test_rerun_after_a_kill_gives_the_same_table(done_run: Path, planted_dir: Pa
     job_interventions.run(_cfg(out, planted_dir))  # done: skipped
     assert storage.read_manifest(out, "interventions", "en") == before
     shutil.rmtree(out)
+
+
+def test_pool_null_draws_from_the_relations_units(lm) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(0)
+    others = [np.array([1, 2, 3, 4]), np.array([1, 2, 5, 6]), np.array([1, 7, 8, 9])]
+    sets = iv.pool_sets(np.array([10, 11, 12]), others, 200, rng)
+    assert len(sets) == 200 and all(len(set(s)) == 3 and set(s) <= set(range(1, 10))
+                                    for s in sets)
+    freq = np.bincount(np.concatenate(sets), minlength=10)
+    assert freq[1] > freq[2] > freq[9]  # unit 1 is in three sets, 2 in two, 9 in one
+    assert iv.pool_sets(np.arange(5), others, 10, rng) == []  # 9 units < 2 x 5: no draws
+    sigs, targets = _group(lm, n=4)  # 3 other facts: the facts null stops at 3 draws
+    t, _ = iv.build_interventions(lm, "en", sigs, targets, k=4, n_controls=9, null="pool")
+    u0 = t.filter(pc.equal(t["uuid"], "u0")).to_pylist()
+    assert all(r["n_controls"] == 9 and r["pvalue"] == pytest.approx(1 / 10) for r in u0)
+    with pytest.raises(ValueError, match="unknown null"):
+        iv.plan_controls("u0", "en", sigs, n_controls=2, seed=0, width=64, null="other")

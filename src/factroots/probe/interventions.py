@@ -14,6 +14,9 @@ mask positions (``capture.Ablate``). Recorded per (f, L'):
   first ``k`` units of up to ``n_controls`` other facts of the same relation in L (what any
   fact of the relation would do: the relation confound), and ``n_random`` random k-unit sets
   matched to f's units layer by layer (excluding f's own units);
+* with ``null: pool`` the same-relation controls are instead ``n_controls`` k-unit sets drawn
+  from the units of the other facts' sets, each as likely as it is frequent among them
+  (relations with few facts: the draws are not limited by the number of facts);
 * ``pvalue``: the permutation p-value of f's effect among the same-relation draws,
   (1 + #{controls at least as strong}) / (1 + n_controls), one-sided in the direction the
   factor pushes (down for factors < 1); NaN when the relation has no other fact.
@@ -42,6 +45,8 @@ from factroots.probe.decode import _is_oom
 from factroots.probe.models import LoadedModel
 
 log = logging.getLogger(__name__)
+
+NULLS = ("facts", "pool")
 
 
 @dataclass(frozen=True)
@@ -94,17 +99,40 @@ class _Plan:
         return [self.main[:0], self.main, *self.relation, *self.random]
 
 
+def pool_sets(main: np.ndarray, others: Sequence[np.ndarray], n: int,
+              rng: np.random.Generator) -> list[np.ndarray]:
+    """``n`` sets of ``len(main)`` distinct units drawn from the other facts' units, each unit
+    as likely as it is frequent among their sets (the relation's common units come up often);
+    none when the pool holds fewer than twice as many units (the draws would all be alike)."""
+    if not others or not n:
+        return []
+    units, counts = np.unique(np.concatenate(list(others)), return_counts=True)
+    if len(units) < 2 * len(main):
+        return []
+    p = counts / counts.sum()
+    return [np.sort(rng.choice(units, size=len(main), replace=False, p=p)) for _ in range(n)]
+
+
 def plan_controls(uuid: str, lang: str, sigs: dict[str, np.ndarray], *, n_controls: int,
-                  seed: int, width: int, n_random: int = 10) -> _Plan:
-    """The unit sets for fact ``uuid`` of a group whose usable signatures are ``sigs``."""
+                  seed: int, width: int, n_random: int = 10, null: str = "facts") -> _Plan:
+    """The unit sets for fact ``uuid`` of a group whose usable signatures are ``sigs``.
+
+    ``null``: ``facts`` draws up to ``n_controls`` of the other facts' top-k sets themselves
+    (as many as the relation has); ``pool`` draws ``n_controls`` k-unit sets from the units of
+    those sets (``pool_sets``), for relations with few facts.
+    """
+    if null not in NULLS:
+        raise ValueError(f"unknown null {null!r}: use one of {NULLS}")
     rng = fact_rng(seed, lang, uuid)
     others = sorted(u for u in sigs if u != uuid and len(sigs[u]))
-    n_rel = min(n_controls, len(others))
-    picked = rng.choice(len(others), size=n_rel, replace=False) if n_rel else []
     main = sigs[uuid]
-    return _Plan(main, [sigs[others[i]] for i in picked],
-                 [random_like(main, width, rng)
-                  for _ in range(n_random)])
+    if null == "pool":
+        relation = pool_sets(main, [sigs[o] for o in others], n_controls, rng)
+    else:
+        n_rel = min(n_controls, len(others))
+        picked = rng.choice(len(others), size=n_rel, replace=False) if n_rel else []
+        relation = [sigs[others[i]] for i in picked]
+    return _Plan(main, relation, [random_like(main, width, rng) for _ in range(n_random)])
 
 
 def _factors(sets: Sequence[np.ndarray], width: int, factor: float, device: torch.device
@@ -205,8 +233,8 @@ def permutation_pvalue(effect: float, controls: np.ndarray, direction: int) -> f
 def build_interventions(lm: LoadedModel, lang: str, sigs: dict[str, np.ndarray],
                         targets: dict[str, list[Target]], *, k: int = 50, mode: str = "zero",
                         scale: float = 0.0, n_controls: int = 40, n_random: int = 10,
-                        seed: int = 0, batch_size: int = 256, site: str = "ffn"
-                        ) -> tuple[pa.Table, Counter]:
+                        seed: int = 0, batch_size: int = 256, site: str = "ffn",
+                        null: str = "facts") -> tuple[pa.Table, Counter]:
     """Rows of `interventions` for one (lang, relation) group, and its counters.
 
     ``sigs``: uuid -> global neuron ids of every usable signature of the group (best first;
@@ -229,7 +257,7 @@ def build_interventions(lm: LoadedModel, lang: str, sigs: dict[str, np.ndarray],
             stats["facts_no_signature"] += 1
             continue
         plan = plan_controls(uuid, lang, tops, n_controls=n_controls, seed=seed,
-                             width=runner.width, n_random=n_random)
+                             width=runner.width, n_random=n_random, null=null)
         stats["facts_no_partner"] += int(all(t.lang == lang for t in targets[uuid]))
         for t in targets[uuid]:
             plans.append((t, plan))
