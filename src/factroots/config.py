@@ -139,12 +139,12 @@ class InterventionsConfig:
                               "has fewer); the permutation p-value is against these, so its "
                               "floor is 1 / (n_controls + 1) and Holm over m partners needs "
                               "n_controls >= m / alpha - 1 (39 for the lab's 2 partners)")
-    null: str = opt("facts", "same-relation controls: `facts` = the top-k sets of other facts "
-                             "of the relation themselves (at most one draw per fact); `pool` "
-                             "= n_controls k-unit sets drawn from those sets' units, each as "
-                             "likely as it is frequent among them (not limited by the number "
-                             "of facts: for small relations such as the lab's)",
-                    ("facts", "pool"))
+    controls: str = opt("facts", "same-relation controls: `facts` = the top-k sets of other "
+                                 "facts of the relation themselves (at most one draw per "
+                                 "fact); `pool` = n_controls k-unit sets drawn from those "
+                                 "sets' units, each as likely as it is frequent among them "
+                                 "(not limited by the number of facts: for small relations "
+                                 "such as the lab's)", ("facts", "pool"))
     n_random: int = opt(10, "layer-matched random k-unit sets per fact (their mean effect is "
                             "reported beside the same-relation controls)")
     seed: int = opt(0, "seed of the control draws (per fact, independent of batching)")

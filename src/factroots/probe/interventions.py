@@ -14,7 +14,8 @@ mask positions (``capture.Ablate``). Recorded per (f, L'):
   first ``k`` units of up to ``n_controls`` other facts of the same relation in L (what any
   fact of the relation would do: the relation confound), and ``n_random`` random k-unit sets
   matched to f's units layer by layer (excluding f's own units);
-* with ``null: pool`` the same-relation controls are instead ``n_controls`` k-unit sets drawn
+* with ``null="pool"`` (config ``interventions.controls: pool``) the same-relation controls
+  are ``n_controls`` k-unit sets drawn
   from the units of the other facts' sets, each as likely as it is frequent among them
   (relations with few facts: the draws are not limited by the number of facts);
 * ``pvalue``: the permutation p-value of f's effect among the same-relation draws,

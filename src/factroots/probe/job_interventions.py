@@ -204,7 +204,7 @@ def _group(cfg: RunConfig, lm: _Lazy, lang: str, site: str, rel: pa.Table,
     iv = cfg.interventions
     table, built = build_interventions(lm.get(), lang, sigs, targets, k=iv.k, mode=iv.mode,
                                        scale=iv.scale, n_controls=iv.n_controls,
-                                       n_random=iv.n_random, seed=iv.seed, null=iv.null,
+                                       n_random=iv.n_random, seed=iv.seed, null=iv.controls,
                                        batch_size=iv.batch_size, site=site)
     built.pop("facts_no_signature", None)
     stats.update(built)
