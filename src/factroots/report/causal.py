@@ -95,6 +95,20 @@ def _own(ivs: pd.DataFrame) -> str:
             f"layer-matched random units; p ≤ 0.05 (uncorrected) for {beat:.1f} %.")
 
 
+def _lab(out: Path, langs: list[str] | None, labels: pd.DataFrame) -> list[tuple]:
+    """Lab runs: the causal verdict by the fact's plan group (a fact planted in one language
+    only and correct in another can only have been transferred: its neurons should be shared)."""
+    plan = _read(out, "planted_facts", langs)
+    if plan is None or plan.empty:
+        return []
+    m = labels.merge(plan[["lang", "uuid", "group", "shared_names"]], on=["lang", "uuid"])
+    t = pd.crosstab([m["group"], m["shared_names"]], m["causal"]).reindex(
+        columns=CAUSAL_ORDER, fill_value=0).reset_index()
+    return [("p", "Lab: the causal verdict by plan group (only_<lang>: planted in that language "
+                  "alone, so correct elsewhere only by transfer) and whether the fact's names "
+                  "are spelled alike in two lab languages:"), ("table", t)]
+
+
 def causal_blocks(out: Path, langs: list[str] | None, folder: Path) -> list[tuple]:
     """The causal section's blocks (a note when the interventions stage did not run)."""
     blocks: list[tuple] = [("h2", "Causal test: switching off a fact's neurons")]
@@ -103,12 +117,19 @@ def causal_blocks(out: Path, langs: list[str] | None, folder: Path) -> list[tupl
         return blocks + [("note", "No interventions table: run `factroots intervene`, then the "
                                   "label stage.")]
     k = sorted(ivs["k"].unique().tolist())
+    conf = next(((storage.read_manifest(out, "interventions", lg) or {}).get("config") or {}
+                 for lg in storage.done_langs(out, "interventions")), {})
+    pool = (conf.get("interventions") or {}).get("controls") == "pool"
+    ctrl = ("k-unit sets drawn from the units of the other facts' top sets in the same "
+            "relation, by frequency" if pool else "the top units of other facts of the same "
+            "relation")
     blocks.append(("p", f"For each correct fact with a signature, its top-{k[-1]} units found in "
                         "L are switched off at the masks of its prompt in each L' where it is "
                         "also correct, against the same fact's prompt run clean; controls are "
-                        "the top units of other facts of the same relation (permutation "
-                        "p-value) and layer-matched random units. Partners are corrected "
-                        "together as in the overlap verdict."))
+                        f"{ctrl} (permutation p-value) and layer-matched random units. A fact's partners' p-values "
+                        "are corrected together (label.correction, as for the overlap "
+                        "verdict); a fact whose relation has too few controls for a corrected "
+                        "p-value to reach alpha stays untested (underpowered)."))
     blocks.append(("p", _own(ivs)))
     counts = labels.groupby(["lang", "causal"]).size().unstack(fill_value=0).reindex(
         columns=CAUSAL_ORDER, fill_value=0).reset_index()
@@ -128,6 +149,7 @@ def causal_blocks(out: Path, langs: list[str] | None, folder: Path) -> list[tupl
         fact.index.name = "label \\ causal"
         blocks += [("p", "Per fact, overlap-based label against the causal verdict:"),
                    ("table", fact.reset_index())]
+    blocks += _lab(out, langs, labels)
     fig = plot_effect(pairs, folder / "figures" / "causal_effect_vs_jaccard.png")
     if fig is not None:
         blocks.append(("img", fig, "Ablation effect in L' beyond the same-relation controls "
