@@ -64,11 +64,22 @@ class Target:
 def make_target(lm: LoadedModel, lang: str, uuid: str, prompt: str,
                 answer: Sequence[int]) -> Target | None:
     """The fact's target, or None when the prompt does not hold exactly one mask per answer id."""
-    ids = lm.tokenizer(prompt, add_special_tokens=True)["input_ids"]
-    cols = tuple(i for i, t in enumerate(ids) if t == lm.family.mask_id)
-    if not answer or len(cols) != len(answer):
-        return None
-    return Target(lang, uuid, tuple(int(t) for t in ids), cols, tuple(int(a) for a in answer))
+    return make_targets(lm, [(lang, uuid, prompt, answer)])[0]
+
+
+def make_targets(lm: LoadedModel, rows: Sequence[tuple[str, str, str, Sequence[int]]]
+                 ) -> list[Target | None]:
+    """``make_target`` for many (lang, uuid, prompt, answer) rows, tokenized in one call."""
+    if not rows:
+        return []
+    seqs = lm.tokenizer([r[2] for r in rows], add_special_tokens=True)["input_ids"]
+    out: list[Target | None] = []
+    for (lang, uuid, _, answer), ids in zip(rows, seqs):
+        cols = tuple(i for i, t in enumerate(ids) if t == lm.family.mask_id)
+        ok = bool(answer) and len(cols) == len(answer)
+        out.append(Target(lang, uuid, tuple(int(t) for t in ids), cols,
+                          tuple(int(a) for a in answer)) if ok else None)
+    return out
 
 
 def fact_rng(seed: int, lang: str, uuid: str) -> np.random.Generator:
@@ -187,9 +198,9 @@ class _Runner:
             hidden = self.base(input_ids=ids.to(dev), attention_mask=att.to(dev))[0]
         rows, cols = pos.nonzero(as_tuple=True)  # row-major: each row's masks in order
         logits = self.head(hidden[rows.to(dev), cols.to(dev)]).float()
-        logp = torch.log_softmax(logits, dim=-1)
         answer = torch.tensor([a for t in targets for a in t.answer], device=dev)
-        gold = logp.gather(1, answer[:, None])[:, 0]
+        # log p of the answer without a second [masks, vocab] tensor (119k columns for mBERT)
+        gold = logits.gather(1, answer[:, None])[:, 0] - torch.logsumexp(logits, dim=-1)
         per_row = torch.zeros(len(targets), device=dev).index_add_(0, rows.to(dev), gold)
         n = torch.tensor([len(t.answer) for t in targets], dtype=torch.float32, device=dev)
         best = logits.argmax(dim=-1).tolist()

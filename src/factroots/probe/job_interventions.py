@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 from factroots import storage, tables
 from factroots.config import RunConfig, to_dict
 from factroots.errors import ConfigError, MissingTableError, ShardError
-from factroots.probe.interventions import Target, build_interventions, make_target
+from factroots.probe.interventions import Target, build_interventions, make_targets
 from factroots.probe.job import shard_langs
 from factroots.probe.job_neurons import _write_atomic  # the neuron stage's checkpoint writer
 from factroots.probe.models import LoadedModel, load_model
@@ -182,22 +182,23 @@ def _group(cfg: RunConfig, lm: _Lazy, lang: str, site: str, rel: pa.Table,
     rows = rel.to_pylist()
     own = {r["uuid"] for r in rows if r["lang"] == lang}
     stats: Counter = Counter(facts=len(own))
-    targets: dict[str, list[Target]] = {}
+    todo = []
     for r in rows:
         if r["uuid"] not in own:
             continue
         stats["in"] += 1
         if r["uuid"] not in sigs:
             stats["rejected_no_signature"] += 1
-            continue
-        if r["prompt"] is None:
+        elif r["prompt"] is None:
             stats["rejected_no_query"] += 1
-            continue
-        t = make_target(lm.get(), r["lang"], r["uuid"], r["prompt"], r["pred_ids"] or [])
+        else:
+            todo.append((r["lang"], r["uuid"], r["prompt"], r["pred_ids"] or []))
+    targets: dict[str, list[Target]] = {}
+    for t in make_targets(lm.get(), todo) if todo else []:
         if t is None:
             stats["rejected_mask_mismatch"] += 1
-            continue
-        targets.setdefault(r["uuid"], []).append(t)
+        else:
+            targets.setdefault(t.uuid, []).append(t)
     stats["facts_no_signature"] = len(own - set(sigs))
     if not targets:
         return tables.spec("interventions").schema.empty_table(), stats
