@@ -124,6 +124,34 @@ class NeuronsConfig:
 
 
 @dataclass(frozen=True)
+class InterventionsConfig:
+    """The causal test of shared neurons: switch off a fact's top-k units found in L, measure
+    the fact at its prompt in L' (and in L, the positive control)."""
+
+    enabled: bool = opt(True, "run the interventions stage in `factroots run`")
+    k: int = opt(50, "units of the fact's L signature switched off (its first k neuron ids; at "
+                     "most neurons.top_k)")
+    mode: str = opt("zero", "what to do to the units at the mask positions: set them to zero, "
+                            "or multiply them by `scale`", ("zero", "scale"))
+    scale: float = opt(0.0, "the factor for mode scale (e.g. 2.0 amplifies, 0.5 halves)")
+    n_controls: int = opt(40, "same-relation control draws per fact: the top-k sets of other "
+                              "facts of the same relation in L (all of them when the relation "
+                              "has fewer); the permutation p-value is against these, so its "
+                              "floor is 1 / (n_controls + 1) and Holm over m partners needs "
+                              "n_controls >= m / alpha - 1 (39 for the lab's 2 partners)")
+    controls: str = opt("facts", "same-relation controls: `facts` = the top-k sets of other "
+                                 "facts of the relation themselves (at most one draw per "
+                                 "fact); `pool` = n_controls k-unit sets drawn from those "
+                                 "sets' units, each as likely as it is frequent among them "
+                                 "(not limited by the number of facts: for small relations "
+                                 "such as the lab's)", ("facts", "pool"))
+    n_random: int = opt(10, "layer-matched random k-unit sets per fact (their mean effect is "
+                            "reported beside the same-relation controls)")
+    seed: int = opt(0, "seed of the control draws (per fact, independent of batching)")
+    batch_size: int = opt(256, "ablated prompts per forward pass (halved on GPU out-of-memory)")
+
+
+@dataclass(frozen=True)
 class LabelConfig:
     """Labels per (fact, language)."""
 
@@ -219,6 +247,8 @@ class RunConfig:
     trace: TraceConfig = field(default_factory=TraceConfig, metadata={"help": "trace stage"})
     probe: ProbeConfig = field(default_factory=ProbeConfig, metadata={"help": "probe stage"})
     neurons: NeuronsConfig = field(default_factory=NeuronsConfig, metadata={"help": "neurons"})
+    interventions: InterventionsConfig = field(default_factory=InterventionsConfig,
+                                               metadata={"help": "interventions stage"})
     label: LabelConfig = field(default_factory=LabelConfig, metadata={"help": "label stage"})
     report: ReportConfig = field(default_factory=ReportConfig, metadata={"help": "report"})
     lab: LabConfig = field(default_factory=LabConfig, metadata={"help": "the lab"})
@@ -344,6 +374,13 @@ def validate(cfg: RunConfig, src: str = "config") -> None:
     if cfg.neurons.overlap_k > cfg.neurons.top_k:
         raise ConfigError(f"{src}: neurons.overlap_k ({cfg.neurons.overlap_k}) exceeds "
                           f"neurons.top_k ({cfg.neurons.top_k})", "lower overlap_k")
+    iv = cfg.interventions
+    if not 1 <= iv.k <= cfg.neurons.top_k:
+        raise ConfigError(f"{src}: interventions.k ({iv.k}) must be in 1..neurons.top_k "
+                          f"({cfg.neurons.top_k})", "lower interventions.k")
+    if iv.n_controls < 1 or iv.batch_size < 1 or iv.n_random < 0:
+        raise ConfigError(f"{src}: interventions.n_controls and batch_size must be >= 1, "
+                          "n_random >= 0", "set them to 1 or more (n_random: 0 or more)")
     if not 0 < cfg.label.null_percentile < 100:
         raise ConfigError(f"{src}: label.null_percentile must be in (0, 100)", "use e.g. 95")
     if not 0 < cfg.label.independent_quantile < 100:

@@ -19,13 +19,15 @@ import pyarrow.compute as pc
 from factroots import storage
 from factroots.config import RunConfig, to_dict
 from factroots.errors import MissingTableError
+from factroots.label.causal import apply_causal  # #16 (causal)
 from factroots.label.easy_facts import build_easy_facts
 from factroots.label.fact_labels import build_fact_labels, label_rules
 from factroots.label.status import build_status, status_stats
 from factroots.label.tokenizer import load_token_sets
 
 log = logging.getLogger(__name__)
-INPUTS = ("cooccurrence", "predictions", "signatures", "overlap")
+# #16 (causal): + interventions
+INPUTS = ("cooccurrence", "predictions", "signatures", "overlap", "interventions")
 OUTPUTS = ("status", "easy_facts", "fact_labels")
 
 
@@ -130,6 +132,9 @@ def run(cfg: RunConfig) -> Path:
     labels = build_fact_labels(status, easy, sigs, overlap, facts=facts, predictions=preds,
                                rules=label_rules(cfg.label), top_k=cfg.neurons.overlap_k,
                                use_small_groups=cfg.label.use_small_groups)
+    # #16 (causal): the causal verdict from `interventions`, when the stage ran
+    ivs, _ = _optional(out, "interventions", langs, [])  # missing: causal_reason says so
+    labels = apply_causal(labels, ivs, alpha=cfg.label.alpha, method=cfg.label.correction)
     inputs = {"notes": notes, "presence": _presence(out, langs), "langs": langs,
               "tokenizer": tok.source if tok and tok.encode else None,
               "token_overlap_rule": "off" if tok is None else ("on" if tok.encode else "skipped")}

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from factroots.report import results as R
+from factroots.report.causal import causal_blocks
 from factroots.report.paper import R_P1_PAGES
 
 Block = tuple  # ("h1"|"h2"|"p"|"note", text) | ("table", DataFrame) | ("img", path, caption)
@@ -298,6 +299,7 @@ def build_report(res: R.Results, run: dict, figs: dict, folder: Path, *, formats
     blocks += p1_blocks(res, figs, min_facts, reference) + presence_blocks(res, figs, min_facts)
     blocks += overlap_blocks(res, figs, top) + corpus_blocks(res, figs) + label_blocks(res, figs)
     blocks += lab_blocks(res)
+    blocks += causal_blocks(res.out, res.langs, folder)  # #16: the causal test (report/causal.py)
     md = folder / "report.md"
     md.write_text(to_markdown(blocks, folder), encoding="utf-8")
     if "html" in formats:
