@@ -7,11 +7,21 @@ spans are disjoint (different sentences, or no overlap within one sentence). At 
 mentions per sentence take part (the first by position), so a list of 500 countries cannot
 blow up the pairs. Output: ``(uuid, window, ev)`` once per co-occurrence window, where ``ev``
 is the window's first sentence that mentions the subject or the object.
+
+``PartitionTracer`` applies the same rules to a partition's sentences as they are made, without
+a mentions table: it finds the names (``factroots.text.match``), pairs them page by page and
+keeps per-fact partial counts, merged over partitions by one small aggregation.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from factroots.text.chunking import sentence_chunks
+from factroots.text.match import Matcher, best_mentions
 
 WINDOWS = ("sentence", "chunk", "document")
 Mention = tuple  # (sentence_id, chunk, uri, role, start, end)
@@ -68,3 +78,155 @@ def _fact_hits(uuid: str, s_list: list[Mention], o_list: list[Mention]) -> list[
                 continue
             out.append((uuid, window, min(min(ss), min(os_))))
     return out
+
+
+@dataclass
+class LanguageNames:
+    """What a tracer needs of one language: its matcher (None: no names), the (uri, role)s of
+    each name, and its facts ``(uuid, sub_uri, obj_uri)``."""
+
+    matcher: Matcher | None
+    targets: list
+    facts: list
+    by_sub: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.by_sub:
+            for uuid, s, o in self.facts:
+                self.by_sub.setdefault(s, []).append((uuid, o))
+
+
+class PartitionTracer:
+    """Mentions and co-occurrence of one partition's pages, fed sentence batches in page order
+    (a page whole within one batch), kept as per-fact partial counts (``partials``).
+
+    The same rules as ``page_hits`` over the ``mentions`` table: mentions deduplicated per
+    (sentence, uri, role, start), at most ``cap`` per sentence paired, and a page is cut into
+    chunks (``chunking.sentence_chunks``, up to its last needed sentence) only when some fact
+    has a subject and an object mention on it: chunk co-occurrence implies document
+    co-occurrence, so every other page has no window to count.
+    """
+
+    def __init__(self, names: LanguageNames, *, cap: int, window: str, k: int,
+                 chunk_size: int, tokenizer: Any = None) -> None:
+        self.names, self.cap, self.window, self.k = names, cap, window, k
+        self.chunk_size, self.tokenizer = chunk_size, tokenizer
+        self.mention_counts: dict[tuple[str, str], int] = {}  # (uri, role) -> mentions
+        self.cooc: dict[str, list[int]] = {}  # uuid -> [sentence, chunk, document]
+        self.evidence: dict[str, list[int]] = {}  # uuid -> ev of ``window`` (k smallest kept)
+        self.counts: dict[str, int] = {"mentions": 0, "mentions_over_cap": 0,
+                                       "pages_with_pairs": 0, "sentences_chunked": 0}
+
+    def add(self, page_ids: list[int], sentence_ids: list[int], texts: list[str],
+            keep_mentions: bool = False) -> dict[str, list] | None:
+        """Trace one batch of sentences; with ``keep_mentions``, its mention rows
+        (sentence_id, page_id, uri, role, start, end, strictness: sorted by sentence_id, uri,
+        role, start)."""
+        matcher = self.names.matcher
+        if matcher is None or not texts:
+            return None
+        best = best_mentions(matcher.find(texts), self.names.targets)
+        keys = sorted(best)
+        first: dict[int, int] = {}
+        for t, p in enumerate(page_ids):
+            first.setdefault(p, t)
+        i, n = 0, len(keys)
+        while i < n:
+            page = page_ids[keys[i][0]]
+            j = i
+            while j < n and page_ids[keys[j][0]] == page:
+                j += 1
+            self._page(keys[i:j], best, sentence_ids, texts, first[page], page)
+            i = j
+        if not keep_mentions:
+            return None
+        return {"sentence_id": [sentence_ids[k[0]] for k in keys],
+                "page_id": [page_ids[k[0]] for k in keys], "uri": [k[1] for k in keys],
+                "role": [k[2] for k in keys], "start": [k[3] for k in keys],
+                "end": [best[k][0] for k in keys], "strictness": [best[k][1] for k in keys]}
+
+    def _page(self, keys: list, best: dict, sids: list[int], texts: list[str], t0: int,
+              page: int) -> None:
+        mc, counts = self.mention_counts, self.counts
+        ms = []  # (sentence_id, chunk, uri, role, start, end, text_idx): Mention + its text
+        per_sent: dict[int, int] = {}
+        for k in keys:
+            t, uri, role, start = k
+            end, strict = best[k]
+            ms.append((sids[t], 0, uri, role, start, end, t))
+            mc[(uri, role)] = mc.get((uri, role), 0) + 1
+            counts[f"mentions_{strict}"] = counts.get(f"mentions_{strict}", 0) + 1
+            per_sent[t] = per_sent.get(t, 0) + 1
+        counts["mentions"] += len(ms)
+        over = sum(c - self.cap for c in per_sent.values() if c > self.cap)
+        if over:
+            counts["mentions_over_cap"] += over
+            ms = cap_mentions(ms, self.cap)
+        pairs = self._candidates(ms)
+        if not pairs:
+            return
+        counts["pages_with_pairs"] += 1
+        chunk_of = self._chunker(texts, t0, max(m[6] for _, s, o in pairs for m in s + o), page)
+        for uuid, s_list, o_list in pairs:
+            s_list = [(m[0], chunk_of(m[6], m[4]), *m[2:]) for m in s_list]
+            o_list = [(m[0], chunk_of(m[6], m[4]), *m[2:]) for m in o_list]
+            for _, window, ev in _fact_hits(uuid, s_list, o_list):
+                self._count(uuid, window, ev)
+
+    def _candidates(self, ms: list) -> list[tuple[str, list, list]]:
+        """(uuid, subject mentions, object mentions) of the facts with both on the page."""
+        objs: dict[str, list] = {}
+        subs: dict[str, list] = {}
+        for m in ms:
+            (objs if m[3] == "object" else subs).setdefault(m[2], []).append(m)
+        out = []
+        by_sub = self.names.by_sub
+        for sub_uri, s_list in subs.items():
+            for uuid, obj_uri in by_sub.get(sub_uri, ()):
+                o_list = objs.get(obj_uri)
+                if o_list:
+                    out.append((uuid, s_list, o_list))
+        return out
+
+    def _chunker(self, texts: list[str], t0: int, t_last: int, page: int):  # type: ignore[no-untyped-def]
+        """chunk(text_idx, start) for the page's sentences ``t0..t_last`` (tokenised once)."""
+        sents = texts[t0:t_last + 1]
+        self.counts["sentences_chunked"] += len(sents)
+        rows = list(sentence_chunks([page] * len(sents), sents, self.tokenizer, self.chunk_size))
+
+        def chunk_of(t: int, start: int) -> int:
+            chunk0, cuts, _ = rows[t - t0]
+            return chunk0 + bisect.bisect_right(cuts, start)
+        return chunk_of
+
+    def _count(self, uuid: str, window: str, ev: int) -> None:
+        c = self.cooc.get(uuid)
+        if c is None:
+            c = self.cooc[uuid] = [0, 0, 0]
+        c[WINDOWS.index(window)] += 1
+        if window == self.window:
+            evs = self.evidence.setdefault(uuid, [])
+            evs.append(ev)
+            if len(evs) > 4 * self.k + 16:  # bounded: only the k smallest can be kept
+                evs.sort()
+                del evs[self.k:]
+
+    def partials(self) -> dict[str, list]:
+        """Per fact with a mention or a co-occurrence here: its partial counts and its first
+        ``k`` evidence ids (columns uuid, sub_mentions, obj_mentions, cooc_sentence,
+        cooc_chunk, cooc_document, evidence)."""
+        cols: dict[str, list] = {c: [] for c in PARTIAL_COLUMNS}
+        mc = self.mention_counts
+        for uuid, s, o in self.names.facts:
+            sub, obj, c = mc.get((s, "subject"), 0), mc.get((o, "object"), 0), self.cooc.get(uuid)
+            if not (sub or obj or c):
+                continue
+            c = c or (0, 0, 0)
+            for name, v in zip(PARTIAL_COLUMNS, (uuid, sub, obj, *c)):
+                cols[name].append(v)
+            cols["evidence"].append(sorted(self.evidence.get(uuid, ()))[: self.k])
+        return cols
+
+
+PARTIAL_COLUMNS = ("uuid", "sub_mentions", "obj_mentions", "cooc_sentence", "cooc_chunk",
+                   "cooc_document", "evidence")

@@ -176,6 +176,20 @@ def cached_matcher(key: str, lang: str, mode: str, names: Callable[[], list[str]
     return m
 
 
+def best_mentions(hits: Iterable[Hit], targets: Sequence[Sequence[tuple[str, str]]]
+                  ) -> dict[tuple[int, str, str, int], tuple[int, str]]:
+    """(text_idx, uri, role, start) -> (end, strictness) of ``hits`` (``find``'s), each name
+    hit spread to the (uri, role)s it names (``targets[name_idx]``); two names of one uri at one
+    start: the longest (the first of equal length)."""
+    best: dict[tuple[int, str, str, int], tuple[int, str]] = {}
+    for t, i, start, end, strict in hits:
+        for uri, role in targets[i]:
+            k = (t, uri, role, start)
+            if k not in best or best[k][0] < end:
+                best[k] = (end, strict)
+    return best
+
+
 def cache_info() -> list[str]:
     """Keys of the automata this process holds (for tests and diagnostics)."""
     return list(_CACHE)
