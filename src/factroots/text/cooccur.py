@@ -16,6 +16,7 @@ keeps per-fact partial counts, merged over partitions by one small aggregation.
 from __future__ import annotations
 
 import bisect
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -116,6 +117,7 @@ class PartitionTracer:
         self.evidence: dict[str, list[int]] = {}  # uuid -> ev of ``window`` (k smallest kept)
         self.counts: dict[str, int] = {"mentions": 0, "mentions_over_cap": 0,
                                        "pages_with_pairs": 0, "sentences_chunked": 0}
+        self.cpu = {"match": 0.0, "pair": 0.0}  # CPU seconds: finding names, pairing them
 
     def add(self, page_ids: list[int], sentence_ids: list[int], texts: list[str],
             keep_mentions: bool = False) -> dict[str, list] | None:
@@ -125,8 +127,11 @@ class PartitionTracer:
         matcher = self.names.matcher
         if matcher is None or not texts:
             return None
+        t_start = time.process_time()
         best = best_mentions(matcher.find(texts), self.names.targets)
         keys = sorted(best)
+        t_found = time.process_time()
+        self.cpu["match"] += t_found - t_start
         first: dict[int, int] = {}
         for t, p in enumerate(page_ids):
             first.setdefault(p, t)
@@ -138,6 +143,7 @@ class PartitionTracer:
                 j += 1
             self._page(keys[i:j], best, sentence_ids, texts, first[page], page)
             i = j
+        self.cpu["pair"] += time.process_time() - t_found
         if not keep_mentions:
             return None
         return {"sentence_id": [sentence_ids[k[0]] for k in keys],

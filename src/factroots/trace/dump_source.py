@@ -22,9 +22,10 @@ import contextlib
 import json
 import logging
 import shutil
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -40,6 +41,7 @@ from factroots.text.cooccur import PartitionTracer
 from factroots.trace import cooccurrence, pyworker
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 SOURCE_NAME = "factroots_wikidump"
 RAW_SCHEMA = pa.schema(pagetext.RAW_FIELDS)
 RAW_DDL = ("lang string, dump string, page_id bigint, rev_id bigint, title string, "
@@ -116,17 +118,44 @@ class WikiDumpReader(DataSourceReader):
             mw = (stack.enter_context(storage.PartWriter(
                 Path(self.tracing["mentions"]) / f"lang={lang}", "mentions", name))
                 if tracer is not None and self.tracing.get("mentions") else None)
-            for rows in dumpio.read_partition(part, self.max_bytes):
+            lap = _Laps()  # CPU seconds of this task by step (the benchmark's stage split)
+            for rows in lap.timed("read", dumpio.read_partition(part, self.max_bytes)):
                 pages, sents = pagetext.split_pages(rows, lang, dump, counts, namespaces=ns,
                                                     parser=self.parser, max_bytes=self.max_bytes,
                                                     timeout_s=self.timeout_s)
+                lap("sentences")
                 pw.write(pages)
                 sw.write(sents)
+                lap("write")
                 if tracer is not None:
                     _trace(tracer, sents, mw)
+                    lap("trace")
+        lap("write")  # the writers' last row groups, written as they close
         if tracer is not None:
             counts["trace"] = tracer.counts
+            lap.seconds.update({f"trace_{k}": v for k, v in tracer.cpu.items()})
+        counts["cpu"] = lap.seconds
         return receipt_batch(lang, part["part"], counts, tracer)
+
+
+class _Laps:
+    """CPU seconds (``time.process_time``) since the last lap, summed by step name."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.t = time.process_time()
+
+    def __call__(self, step: str) -> None:
+        t = time.process_time()
+        self.seconds[step] = self.seconds.get(step, 0.0) + t - self.t
+        self.t = t
+
+    def timed(self, step: str, items: Iterator[T]) -> Iterator[T]:
+        """``items``, the time spent producing each one lapped as ``step``."""
+        for item in items:
+            self(step)
+            yield item
+        self(step)
 
 
 def _trace(tracer: PartitionTracer, sents: pa.RecordBatch, mw: storage.PartWriter | None) -> None:
@@ -217,12 +246,15 @@ def write_dumps(spark: SparkSession, dumps: Mapping[str, list[str]], cfg: Any,
     sentences and pair them (and write ``mentions`` when the spec names a folder); the result
     then also holds ``trace`` (the tracers' counters per language) and ``partials`` (Arrow:
     lang, uuid, summed counts, the first ``k`` evidence ids, for every fact seen at all).
+    ``cpu`` holds the tasks' CPU seconds per language and step (read, sentences, write, trace;
+    with tracing also the tracers' match and pair), for benchmarks and the run report.
     The folders must be on a file system every executor writes (local mode: any folder).
     Checks every file on the driver first, as ``read_dumps`` does.
     """
     plan = plan_dumps(dumps, cfg)
     totals: dict[str, dict] = {}
     traced: dict[str, dict[str, int]] = {}
+    cpu: dict[str, dict[str, float]] = {}
     partials = pa.table({"lang": pa.array([], pa.string()),
                          **{f[0]: pa.array([], f[1]) for f in cooccurrence.PARTIAL_FIELDS}})
     if plan:
@@ -243,16 +275,17 @@ def write_dumps(spark: SparkSession, dumps: Mapping[str, list[str]], cfg: Any,
             raise RuntimeError(f"dump partitions reported {len(receipts)} times for {len(plan)}")
         for r in receipts:
             counts = json.loads(r["counts"])
-            for k, v in counts.pop("trace", {}).items():
-                t = traced.setdefault(r["lang"], {})
-                t[k] = t.get(k, 0) + v
+            for into, key in ((traced, "trace"), (cpu, "cpu")):
+                t = into.setdefault(r["lang"], {})
+                for k, v in counts.pop(key, {}).items():
+                    t[k] = t.get(k, 0) + v
             pagetext.add_counts(totals.setdefault(r["lang"], pagetext.new_counts()), counts)
         for d in (pages_dir, sentences_dir, (tracing or {}).get("mentions")):
             if d:  # the writers' temporary folder, empty by now
                 shutil.rmtree(Path(d) / "_inflight", ignore_errors=True)
     out: dict[str, Any] = {
         "pages": {lg: pagetext.page_stats_of(c["pages"]) for lg, c in totals.items()},
-        "sentences": {lg: c["sentences"] for lg, c in totals.items()}}
+        "sentences": {lg: c["sentences"] for lg, c in totals.items()}, "cpu": cpu}
     if tracing:
         out["trace"], out["partials"] = traced, partials
     return out

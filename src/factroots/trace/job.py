@@ -263,7 +263,8 @@ def _commit_traced(cfg: RunConfig, facts_flags: pa.Table, langs: list[str], stat
         storage.write_table(cfg.out, "cooccurrence", t, lg, config=to_dict(cfg), stats=st,
                             fp=fps[lg], inputs={**extra[lg], "normalizer": NORMALIZER,
                                                 "matcher": MATCHER})
-        report[lg].update(present=present, facts=t.num_rows)
+        report[lg].update(present=present, facts=t.num_rows,
+                          task_cpu_s={k: round(v, 3) for k, v in stats["cpu"].get(lg, {}).items()})
 
 
 def _mentions_and_cooccurrence(spark: SparkSession, cfg: RunConfig, facts: pa.Table,
