@@ -1,8 +1,8 @@
 """The fused trace (mentions and co-occurrence in the pass that makes the sentences) against the
 DataFrame reference path (``trace.job._mentions_and_cooccurrence``: mentions through the JVM,
 chunks of every sentence, a shuffle of the mentions), row by row, on the bundled real samples
-against their real mLAMA facts; then a run without the mentions table, where one language's
-dump is empty (no mention at all: a schema-correct partition whose counters say why)."""
+against their real mLAMA facts, with the mentions table (and one more language, zh, whose dump
+is empty: no mention at all, schema-correct partitions whose counters say why) and without."""
 
 from __future__ import annotations
 
@@ -50,30 +50,25 @@ def runs(tmp_path_factory, spark) -> dict:
 
     d = tmp_path_factory.mktemp("trace_fused")
     langs = sample_langs()
-    facts_job.run(load_config(None, {"out": str(d / "out"), "langs": langs}))
+    facts_job.run(load_config(None, {"out": str(d / "facts"), "langs": langs + ["zh"]}))
     tok = _tokenizer(d / "tok.json")
-    cfg = load_config(None, _conf(d / "out", langs, {lg: [str(sample_dump(lg))] for lg in langs},
-                                  tok))
-    job.run(spark, cfg)
+    dumps = {lg: [str(sample_dump(lg))] for lg in langs}
+    empty = d / "zhwiki-empty.xml"  # zh: facts and names, but an empty dump
+    empty.write_text("", encoding="utf-8")
+    for name, more, mentions in (("out", {"zh": [str(empty)]}, True), ("out2", {}, False)):
+        shutil.copytree(d / "facts" / "facts", d / name / "facts")
+        cfg = load_config(None, _conf(d / name, langs + list(more), {**dumps, **more}, tok,
+                                      write_mentions=mentions))
+        job.run(spark, cfg)
     # the reference: the DataFrame path on a copy of the fused run's facts, pages, sentences
     ref = d / "ref"
     for t in ("facts", "pages", "sentences"):
         shutil.copytree(d / "out" / t, ref / t)
-    rcfg = load_config(None, _conf(ref, langs, {lg: [str(sample_dump(lg))] for lg in langs}, tok))
+    rcfg = load_config(None, _conf(ref, langs, dumps, tok))
     facts = job._facts(rcfg)
-    tok_json, tok_desc = resolve_tokenizer(rcfg)
-    fps = {lg: "reference" for lg in langs}
-    extra = {lg: {} for lg in langs}
-    job._mentions_and_cooccurrence(spark, rcfg, facts, langs, fps, tok_json, extra,
-                                   {lg: {} for lg in langs})
-    # no mentions table; en as before, uk from an empty dump
-    empty = d / "ukwiki-empty.xml"
-    empty.write_text("", encoding="utf-8")
-    cfg2 = load_config(None, _conf(d / "out2", ["en", "uk"], {"en": [str(sample_dump("en"))],
-                                                              "uk": [str(empty)]}, tok,
-                                   write_mentions=False))
-    shutil.copytree(d / "out" / "facts", d / "out2" / "facts")
-    job.run(spark, cfg2)
+    tok_json, _ = resolve_tokenizer(rcfg)
+    job._mentions_and_cooccurrence(spark, rcfg, facts, langs, {lg: "reference" for lg in langs},
+                                   tok_json, {lg: {} for lg in langs}, {lg: {} for lg in langs})
     return {"out": d / "out", "ref": ref, "out2": d / "out2", "langs": langs}
 
 
@@ -83,7 +78,7 @@ def _sorted(t: pa.Table, keys: list[str]) -> pa.Table:
 
 def test_mentions_identical_to_the_reference(runs: dict) -> None:
     keys = ["lang", "sentence_id", "uri", "role", "start"]
-    got = _sorted(storage.read_table(runs["out"], "mentions"), keys)
+    got = _sorted(storage.read_table(runs["out"], "mentions", runs["langs"]), keys)
     ref = _sorted(storage.read_table(runs["ref"], "mentions"), keys)
     assert got.num_rows == ref.num_rows > 1000
     assert got.equals(ref)
@@ -94,8 +89,9 @@ def test_mentions_identical_to_the_reference(runs: dict) -> None:
             storage.read_stats(runs["ref"], "mentions", lang)
 
 
-def test_cooccurrence_identical_to_the_reference(runs: dict) -> None:
-    got = _sorted(storage.read_table(runs["out"], "cooccurrence"), ["lang", "uuid"])
+@pytest.mark.parametrize("run", ["out", "out2"])  # with and without the mentions table
+def test_cooccurrence_identical_to_the_reference(runs: dict, run: str) -> None:
+    got = _sorted(storage.read_table(runs[run], "cooccurrence", runs["langs"]), ["lang", "uuid"])
     ref = _sorted(storage.read_table(runs["ref"], "cooccurrence"), ["lang", "uuid"])
     assert got.num_rows == ref.num_rows
     for name in ref.column_names:  # column by column: a failure names the column
@@ -108,31 +104,38 @@ def test_cooccurrence_identical_to_the_reference(runs: dict) -> None:
     assert any(len(r["evidence"]) == 3 for r in rows)
 
 
-def test_cooccurrence_stats_hold_the_reference_counters(runs: dict) -> None:
+@pytest.mark.parametrize("run", ["out", "out2"])
+def test_cooccurrence_stats_hold_the_reference_counters(runs: dict, run: str) -> None:
     over = 0
     for lang in runs["langs"]:
-        got = storage.read_stats(runs["out"], "cooccurrence", lang)
+        got = storage.read_stats(runs[run], "cooccurrence", lang)
         ref = storage.read_stats(runs["ref"], "cooccurrence", lang)
         assert {k: got[k] for k in ref} == ref
         assert got["mentions"] == sum(v for k, v in got.items()
                                       if k in ("mentions_word", "mentions_prefix",
                                                "mentions_substring"))
-        assert got["sentences"] == storage.read_stats(runs["out"], "sentences", lang)["sentences"]
+        assert got["sentences"] == storage.read_stats(runs[run], "sentences", lang)["sentences"]
         assert got["sentences_chunked"] <= got["sentences"]
         over += got["mentions_over_cap"]
     assert over > 0  # the cap was reached
 
 
-def test_without_mentions_table_and_from_an_empty_dump(runs: dict) -> None:
-    out2 = runs["out2"]
-    assert not (out2 / "mentions").exists()
-    en = storage.read_table(out2, "cooccurrence", ["en"])
-    assert en.equals(storage.read_table(runs["out"], "cooccurrence", ["en"]))
-    uk = storage.read_table(out2, "cooccurrence", ["uk"])
-    assert uk.num_rows > 0 and not any(uk["present"].to_pylist())
-    assert set(uk["sub_mentions"].to_pylist()) == {0}
-    st = storage.read_stats(out2, "cooccurrence", "uk")
-    assert st["in"] == st["out"] == uk.num_rows
+def test_no_mentions_table_unless_asked(runs: dict) -> None:
+    assert not (runs["out2"] / "mentions").exists()
+    assert storage.is_done(runs["out2"], "cooccurrence", "en")
+
+
+def test_an_empty_dump_gives_empty_partitions_and_says_why(runs: dict) -> None:
+    out = runs["out"]
+    for table in ("pages", "sentences", "mentions", "cooccurrence"):
+        assert storage.is_done(out, table, "zh"), table
+    assert storage.read_table(out, "mentions", ["zh"]).num_rows == 0
+    assert storage.read_table(out, "sentences", ["zh"]).num_rows == 0
+    zh = storage.read_table(out, "cooccurrence", ["zh"])
+    assert zh.num_rows > 0 and not any(zh["present"].to_pylist())
+    assert set(zh["sub_mentions"].to_pylist()) == {0}
+    st = storage.read_stats(out, "cooccurrence", "zh")
+    assert st["in"] == st["out"] == zh.num_rows
     assert (st["sentences"], st["mentions"], st["present"]) == (0, 0, 0)
     assert st["names"] > 0  # names there were; text there was not
-    assert storage.read_table(out2, "sentences", ["uk"]).num_rows == 0
+    assert storage.read_stats(out, "mentions", "zh")["names_out"] == st["names"]

@@ -23,6 +23,7 @@ from typing import Any
 
 from factroots.text.chunking import sentence_chunks
 from factroots.text.match import Matcher, best_mentions
+from factroots.text.normalize import source_spans
 
 WINDOWS = ("sentence", "chunk", "document")
 Mention = tuple  # (sentence_id, chunk, uri, role, start, end)
@@ -128,7 +129,11 @@ class PartitionTracer:
         if matcher is None or not texts:
             return None
         t_start = time.process_time()
-        best = best_mentions(matcher.find(texts), self.names.targets)
+        if keep_mentions:  # the stored mentions: offsets into the original sentences
+            hits, self._shifted = matcher.find(texts), None
+        else:  # only pairs need original offsets (for their chunk): mapped there
+            hits, self._shifted = matcher.find_mixed(texts)
+        best = best_mentions(hits, self.names.targets)
         keys = sorted(best)
         t_found = time.process_time()
         self.cpu["match"] += t_found - t_start
@@ -173,11 +178,32 @@ class PartitionTracer:
             return
         counts["pages_with_pairs"] += 1
         chunk_of = self._chunker(texts, t0, max(m[6] for _, s, o in pairs for m in s + o), page)
+        source = self._source_offsets(pairs, texts)
         for uuid, s_list, o_list in pairs:
+            s_list = [source.get(m, m) for m in s_list]
+            o_list = [source.get(m, m) for m in o_list]
             s_list = [(m[0], chunk_of(m[6], m[4]), *m[2:]) for m in s_list]
             o_list = [(m[0], chunk_of(m[6], m[4]), *m[2:]) for m in o_list]
             for _, window, ev in _fact_hits(uuid, s_list, o_list):
                 self._count(uuid, window, ev)
+
+    def _source_offsets(self, pairs: list, texts: list[str]) -> dict[tuple, tuple]:
+        """The paired mentions whose offsets are still normalised (``find_mixed``), each with
+        the original offsets."""
+        if self._shifted is None:
+            return {}
+        todo: dict[int, set] = {}
+        for _, s_list, o_list in pairs:
+            for m in s_list + o_list:
+                if self._shifted[m[6]]:
+                    todo.setdefault(m[6], set()).add(m)
+        out = {}
+        lang = self.names.matcher.lang  # type: ignore[union-attr]
+        for t, ms in todo.items():
+            ms_l = list(ms)
+            spans = source_spans(texts[t], lang, [(m[4], m[5]) for m in ms_l])
+            out.update({m: (*m[:4], a, b, m[6]) for m, (a, b) in zip(ms_l, spans)})
+        return out
 
     def _candidates(self, ms: list) -> list[tuple[str, list, list]]:
         """(uuid, subject mentions, object mentions) of the facts with both on the page."""
