@@ -87,11 +87,15 @@ def subword_counts(texts: list[str], tokenizer: Any) -> list[int]:
     if cache is None:
         return [len(e.ids) for e in encode(texts, add_special_tokens=False)]
     words = [t.split(" ") for t in texts]
+    try:  # the common case once a process has seen some text: every word known
+        return [sum(map(cache.__getitem__, ws)) for ws in words]
+    except KeyError:
+        pass
     new = list({w for ws in words for w in ws if w not in cache})
-    if new:
-        if len(cache) + len(new) > _WORDS_CACHED:
-            cache.clear()
-        cache.update(zip(new, (len(e.ids) for e in encode(new, add_special_tokens=False))))
+    if len(cache) + len(new) > _WORDS_CACHED:  # start over (memory stays bounded)
+        cache.clear()
+        new = list({w for ws in words for w in ws})
+    cache.update(zip(new, (len(e.ids) for e in encode(new, add_special_tokens=False))))
     return [sum(map(cache.__getitem__, ws)) for ws in words]
 
 

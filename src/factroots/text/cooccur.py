@@ -61,22 +61,28 @@ def page_hits(mentions: list[Mention], facts_by_sub: dict, cap: int) -> list[tup
 
 
 def _fact_hits(uuid: str, s_list: list[Mention], o_list: list[Mention]) -> list[tuple[str, str, int]]:
-    shared = {m[0] for m in s_list} & {m[0] for m in o_list}
-    pair_sents = {sid for sid in shared
-                  if any(_disjoint(a, b) for a in s_list if a[0] == sid
-                         for b in o_list if b[0] == sid)}
+    s_by: dict[int, list[Mention]] = {}
+    o_by: dict[int, list[Mention]] = {}
+    for m in s_list:
+        s_by.setdefault(m[0], []).append(m)
+    for m in o_list:
+        o_by.setdefault(m[0], []).append(m)
+    pair_sents = {sid for sid in s_by.keys() & o_by.keys()
+                  if any(_disjoint(a, b) for a in s_by[sid] for b in o_by[sid])}
     out = [(uuid, "sentence", sid) for sid in sorted(pair_sents)]
-    for window, unit in (("chunk", lambda m: m[1]), ("document", lambda m: 0)):
-        s_units: dict = {}
-        o_units: dict = {}
-        for m in s_list:
-            s_units.setdefault(unit(m), set()).add(m[0])
-        for m in o_list:
-            o_units.setdefault(unit(m), set()).add(m[0])
-        for u in sorted(set(s_units) & set(o_units)):
-            ss, os_ = s_units[u], o_units[u]
+    s_units: dict = {}
+    o_units: dict = {}
+    for m in s_list:
+        s_units.setdefault(m[1], set()).add(m[0])
+    for m in o_list:
+        o_units.setdefault(m[1], set()).add(m[0])
+    for window, su, ou in (("chunk", s_units, o_units), ("document", {0: s_by.keys()},
+                                                          {0: o_by.keys()})):
+        for u in sorted(su.keys() & ou.keys()):
+            ss, os_ = su[u], ou[u]
             # one single shared sentence: they meet only through a disjoint pair there
-            if len(ss) == 1 and ss == os_ and next(iter(ss)) not in pair_sents:
+            if len(ss) == 1 and len(os_) == 1 and set(ss) == set(os_) \
+                    and next(iter(ss)) not in pair_sents:
                 continue
             out.append((uuid, window, min(min(ss), min(os_))))
     return out
@@ -161,73 +167,67 @@ class PartitionTracer:
         mc, counts = self.mention_counts, self.counts
         ms = []  # (sentence_id, chunk, uri, role, start, end, text_idx): Mention + its text
         per_sent: dict[int, int] = {}
+        strictness: dict[str, int] = {}
         for k in keys:
             t, uri, role, start = k
             end, strict = best[k]
             ms.append((sids[t], 0, uri, role, start, end, t))
             mc[(uri, role)] = mc.get((uri, role), 0) + 1
-            counts[f"mentions_{strict}"] = counts.get(f"mentions_{strict}", 0) + 1
+            strictness[strict] = strictness.get(strict, 0) + 1
             per_sent[t] = per_sent.get(t, 0) + 1
+        for strict, n in strictness.items():
+            counts[f"mentions_{strict}"] = counts.get(f"mentions_{strict}", 0) + n
         counts["mentions"] += len(ms)
         over = sum(c - self.cap for c in per_sent.values() if c > self.cap)
         if over:
             counts["mentions_over_cap"] += over
             ms = cap_mentions(ms, self.cap)
-        pairs = self._candidates(ms)
+        subs, objs, pairs = self._candidates(ms)
         if not pairs:
             return
         counts["pages_with_pairs"] += 1
-        chunk_of = self._chunker(texts, t0, max(m[6] for _, s, o in pairs for m in s + o), page)
-        source = self._source_offsets(pairs, texts)
-        for uuid, s_list, o_list in pairs:
-            s_list = [source.get(m, m) for m in s_list]
-            o_list = [source.get(m, m) for m in o_list]
-            s_list = [(m[0], chunk_of(m[6], m[4]), *m[2:]) for m in s_list]
-            o_list = [(m[0], chunk_of(m[6], m[4]), *m[2:]) for m in o_list]
-            for _, window, ev in _fact_hits(uuid, s_list, o_list):
+        # each mention list placed in its chunks once, however many facts it takes part in
+        need_s = {s for _, s, _ in pairs}
+        need_o = {o for _, _, o in pairs}
+        lists = [subs[u] for u in need_s] + [objs[u] for u in need_o]
+        chunk_of = self._chunker(texts, t0, max(m[6] for ml in lists for m in ml), page)
+        placed_s = {u: [(m[0], chunk_of(m), *m[2:]) for m in subs[u]] for u in need_s}
+        placed_o = {u: [(m[0], chunk_of(m), *m[2:]) for m in objs[u]] for u in need_o}
+        for uuid, s_uri, o_uri in pairs:
+            for _, window, ev in _fact_hits(uuid, placed_s[s_uri], placed_o[o_uri]):
                 self._count(uuid, window, ev)
 
-    def _source_offsets(self, pairs: list, texts: list[str]) -> dict[tuple, tuple]:
-        """The paired mentions whose offsets are still normalised (``find_mixed``), each with
-        the original offsets."""
-        if self._shifted is None:
-            return {}
-        todo: dict[int, set] = {}
-        for _, s_list, o_list in pairs:
-            for m in s_list + o_list:
-                if self._shifted[m[6]]:
-                    todo.setdefault(m[6], set()).add(m)
-        out = {}
-        lang = self.names.matcher.lang  # type: ignore[union-attr]
-        for t, ms in todo.items():
-            ms_l = list(ms)
-            spans = source_spans(texts[t], lang, [(m[4], m[5]) for m in ms_l])
-            out.update({m: (*m[:4], a, b, m[6]) for m, (a, b) in zip(ms_l, spans)})
-        return out
-
-    def _candidates(self, ms: list) -> list[tuple[str, list, list]]:
-        """(uuid, subject mentions, object mentions) of the facts with both on the page."""
+    def _candidates(self, ms: list) -> tuple[dict, dict, list[tuple[str, str, str]]]:
+        """The page's subject and object mentions by uri, and (uuid, subject uri, object uri)
+        of the facts with both on the page."""
         objs: dict[str, list] = {}
         subs: dict[str, list] = {}
         for m in ms:
             (objs if m[3] == "object" else subs).setdefault(m[2], []).append(m)
         out = []
         by_sub = self.names.by_sub
-        for sub_uri, s_list in subs.items():
+        for sub_uri in subs:
             for uuid, obj_uri in by_sub.get(sub_uri, ()):
-                o_list = objs.get(obj_uri)
-                if o_list:
-                    out.append((uuid, s_list, o_list))
-        return out
+                if obj_uri in objs:
+                    out.append((uuid, sub_uri, obj_uri))
+        return subs, objs, out
 
     def _chunker(self, texts: list[str], t0: int, t_last: int, page: int):  # type: ignore[no-untyped-def]
-        """chunk(text_idx, start) for the page's sentences ``t0..t_last`` (tokenised once)."""
+        """chunk(mention) for mentions in the page's sentences ``t0..t_last`` (tokenised
+        once). Only where a cut falls inside the sentence does the mention's offset matter:
+        there a normalised one (``find_mixed``) is mapped to the original."""
         sents = texts[t0:t_last + 1]
         self.counts["sentences_chunked"] += len(sents)
         rows = list(sentence_chunks([page] * len(sents), sents, self.tokenizer, self.chunk_size))
+        shifted, lang = self._shifted, self.names.matcher.lang  # type: ignore[union-attr]
 
-        def chunk_of(t: int, start: int) -> int:
-            chunk0, cuts, _ = rows[t - t0]
+        def chunk_of(m: tuple) -> int:
+            chunk0, cuts, _ = rows[m[6] - t0]
+            if not cuts:
+                return chunk0
+            start = m[4]
+            if shifted is not None and shifted[m[6]]:
+                start = source_spans(texts[m[6]], lang, [(m[4], m[5])])[0][0]
             return chunk0 + bisect.bisect_right(cuts, start)
         return chunk_of
 
