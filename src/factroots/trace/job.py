@@ -1,17 +1,21 @@
-"""The trace stage: Wikipedia dumps -> `pages` -> `sentences` -> `mentions` -> `cooccurrence`.
+"""The trace stage: Wikipedia dumps -> `pages`, `sentences`, [`mentions`], `cooccurrence`.
 
 ``run(spark, cfg)`` reads ``facts`` from ``cfg.out``, finds each language's dumps
-(``trace.dumps``, else ``trace.dump_dir``), and builds the four tables for every language that
-is not done yet, all languages in one Spark job per stage. Each stage is materialised to
-Parquet and read back by the next. Every table is written into a staging folder, ``pages``
-and ``sentences`` by the Spark tasks themselves (``dump_source.write_dumps``: one file per byte
-range, only counters reach the JVM), the others with ``partitionBy("lang")``, and each
+(``trace.dumps``, else ``trace.dump_dir``), and builds the tables for every language that is
+not done yet, all languages in one Spark job. One pass over the dumps does it all
+(``dump_source.write_dumps`` with ``cooccurrence.plan_tracing``): each task decompresses its
+byte range, writes its ``pages`` and ``sentences`` Parquet files, finds the names in the
+sentences as it makes them and pairs them page by page (``text.cooccur.PartitionTracer``),
+writing ``mentions`` too only with ``trace.write_mentions``; the JVM receives its counters
+and per-fact partial counts, merged by one aggregation, and the driver writes
+``cooccurrence`` (one row per fact). Each table is written into a staging folder and each
 language is then moved into place on its own (``storage.commit_partition``): re-running one
-language replaces only that language. A
-language is skipped when its four partitions are done with the same fingerprint (dumps, trace
-settings, normaliser, matcher, chunk tokenizer, facts). A language without a dump, or whose
-dump cannot be read, is reported in ``<out>/trace_report.json`` and the log, not a crash.
-``main(cfg)`` builds a local session from ``cfg.trace``, runs, and stops it.
+language replaces only that language. A language is skipped when its partitions are done with
+the same fingerprint (dumps, trace settings, normaliser, matcher, chunk tokenizer, facts). A
+language without a dump, or whose dump cannot be read, is reported in
+``<out>/trace_report.json`` and the log, not a crash. ``_mentions_and_cooccurrence`` is the
+DataFrame path from committed sentences, kept as the reference the fused path is tested
+against. ``main(cfg)`` builds a local session from ``cfg.trace``, runs, and stops it.
 """
 
 from __future__ import annotations
