@@ -246,8 +246,8 @@ def write_dumps(spark: SparkSession, dumps: Mapping[str, list[str]], cfg: Any,
     sentences and pair them (and write ``mentions`` when the spec names a folder); the result
     then also holds ``trace`` (the tracers' counters per language) and ``partials`` (Arrow:
     lang, uuid, summed counts, the first ``k`` evidence ids, for every fact seen at all).
-    ``cpu`` holds the tasks' CPU seconds per language and step (read, sentences, write, trace;
-    with tracing also the tracers' match and pair), for benchmarks and the run report.
+    and ``cpu`` (the tasks' CPU seconds per language and step: read, sentences, write, trace,
+    trace_match, trace_pair; for benchmarks and the run report).
     The folders must be on a file system every executor writes (local mode: any folder).
     Checks every file on the driver first, as ``read_dumps`` does.
     """
@@ -285,7 +285,7 @@ def write_dumps(spark: SparkSession, dumps: Mapping[str, list[str]], cfg: Any,
                 shutil.rmtree(Path(d) / "_inflight", ignore_errors=True)
     out: dict[str, Any] = {
         "pages": {lg: pagetext.page_stats_of(c["pages"]) for lg, c in totals.items()},
-        "sentences": {lg: c["sentences"] for lg, c in totals.items()}, "cpu": cpu}
+        "sentences": {lg: c["sentences"] for lg, c in totals.items()}}
     if tracing:
-        out["trace"], out["partials"] = traced, partials
+        out["trace"], out["partials"], out["cpu"] = traced, partials, cpu
     return out
