@@ -104,8 +104,11 @@ def _chunks_by_offsets(texts: list[str], tok, size: int) -> list[tuple]:  # type
 
 
 def _check_counts_add_up(tok_json: str) -> None:
-    from factroots.text.chunking import (cached_tokenizer, counts_add_up, subword_counts,
-                                         token_starts, tokenizer_key)
+    from factroots.text import chunking as ch
+
+    cached_tokenizer, counts_add_up, subword_counts = (ch.cached_tokenizer, ch.counts_add_up,
+                                                       ch.subword_counts)
+    token_starts, tokenizer_key = ch.token_starts, ch.tokenizer_key
 
     assert counts_add_up(tok_json)
     tok = cached_tokenizer(tokenizer_key(tok_json), lambda: tok_json)
