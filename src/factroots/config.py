@@ -73,6 +73,9 @@ class TraceConfig:
                                     "only")
     evidence_k: int = opt(5, "how many evidence sentence_ids to keep per (fact, language)")
     max_mentions_per_sentence: int = opt(64, "mentions kept per sentence for pairing")
+    write_mentions: bool = opt(False, "also write the `mentions` table (one row per name found, "
+                                      "from the same pass); off: only its counts, in the "
+                                      "cooccurrence stats")
     partitions_per_file: int = opt(0, "split each indexed dump into this many byte ranges "
                                       "(0 = about one per 32 MB compressed, at least 2 for "
                                       "files of 8 MB or more)")
