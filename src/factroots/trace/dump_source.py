@@ -137,6 +137,8 @@ def plan_dumps(dumps: Mapping[str, list[str]], cfg: Any) -> list[dict]:
     plan: list[dict] = []
     for lang in sorted(dumps):
         for uri in dumps[lang]:
+            if not getattr(tc, "allow_lang_mismatch", False):  # [#14] siteinfo vs language
+                dumpio.check_language(resolve(cfg, uri), lang)
             parts = dumpio.plan_dump(resolve(cfg, uri), lang, parts=parts_per_file)
             if not parts:
                 log.warning("dump %s (%s) is empty: no pages", uri, lang)
@@ -180,7 +182,8 @@ def write_dumps(spark: SparkSession, dumps: Mapping[str, list[str]], cfg: Any,
     Checks every file on the driver first, as ``read_dumps`` does.
     """
     plan = plan_dumps(dumps, cfg)
-    totals: dict[str, dict] = {}
+    # [#14] every language has counters, zeros for a dump without pages (an empty file)
+    totals: dict[str, dict] = {lg: pagetext.new_counts() for lg in dumps}
     if plan:
         sink = {"pages": str(pages_dir), "sentences": str(sentences_dir)}
         receipts = _load(spark, plan, cfg, sink).collect()
