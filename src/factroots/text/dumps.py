@@ -19,8 +19,8 @@ import codecs
 import functools
 import gzip
 import itertools
-import lzma
 import logging
+import lzma
 import os
 import re
 import zlib
@@ -35,9 +35,10 @@ from factroots.text.multistream import index_path_for
 
 log = logging.getLogger(__name__)
 BLOCK = 1 << 20
-# compressed bytes per decoder call: damage loses at most the text of one call (bz2
-# releases a 900 kB block only once its CRC matched, so what came before is sound)
-CHUNK = 1 << 16
+# compressed bytes per decoder call: a decoder error drops the text of its call, so damage
+# loses at most the text that ends within this many bytes before it (bz2 releases a 900 kB
+# block only once its CRC matched: all text before that is sound)
+CHUNK = 1 << 12
 HEAD_BYTES = 1 << 18
 DEFAULT_PART_BYTES = 32 << 20
 # A Spark Python task costs ~30 ms of CPU by itself (measured, BENCHMARKS.md): a file is cut in
@@ -403,7 +404,8 @@ def decompress_prefix(data: bytes, codec: str = "bz2") -> bytes:
     """The decompressed bytes of ``data`` up to its first damage (all of it when sound)."""
     out: list[bytes] = []
     try:
-        for block in _decode(iter([data[i:i + CHUNK] for i in range(0, len(data), CHUNK)]), codec):
+        for block in _decode(iter([data[i:i + CHUNK] for i in range(0, len(data), CHUNK)]),
+                             codec):
             out.append(block)
     except STREAM_ERRORS:
         pass
@@ -419,29 +421,59 @@ def _decoder(codec: str):  # type: ignore[no-untyped-def]
 
 
 def _decode(chunks: Iterator[bytes], codec: str) -> Iterator[bytes]:
-    """Decompressed bytes of concatenated streams (gzip members, xz or bz2 streams), as far as
-    they decode: raises one of ``STREAM_ERRORS`` at damage, ``EOFError`` when cut off; every
-    byte yielded before that is sound (up to the codec's own checks)."""
+    """Decompressed bytes of concatenated streams (gzip members, xz or bz2 streams), in blocks
+    of about ``BLOCK``, as far as they decode: at damage it yields what came before and raises
+    one of ``STREAM_ERRORS`` (``EOFError`` when cut off)."""
+    out: list[bytes] = []
+    size = 0
+    try:
+        for piece in _decode_pieces(chunks, codec):
+            out.append(piece)
+            size += len(piece)
+            if size >= BLOCK:
+                yield b"".join(out)
+                out, size = [], 0
+    except STREAM_ERRORS:
+        if out:
+            yield b"".join(out)
+        raise
+    if out:
+        yield b"".join(out)
+
+
+def _decode_pieces(chunks: Iterator[bytes], codec: str) -> Iterator[bytes]:
     dec, data = _decoder(codec), b""
     for chunk in chunks:
         data = data + chunk if data else chunk
         while data:
+            if dec.eof:
+                if not data.strip(b"\0"):  # zero padding after the last stream is not damage
+                    data = b""
+                    break
+                dec = _decoder(codec)
             out = dec.decompress(data)
             if out:
                 yield out
-            if not dec.eof:
-                data = b""
-                break
-            data = dec.unused_data
-            if not data.strip(b"\0"):  # zero padding after the last stream is not damage
-                data = b""
-                dec = None
-                break
-            dec = _decoder(codec)
-        if dec is None:
-            return
-    if dec is not None and not dec.eof:
+            data = dec.unused_data if dec.eof else b""
+    if not dec.eof:
         raise EOFError(f"{codec} data cut off")
+
+
+class _Pieces:
+    """A file from ``start`` on in pieces of ``CHUNK`` bytes; ``last`` is the offset of the
+    piece handed out last (where damage was found)."""
+
+    def __init__(self, f: BinaryIO, start: int) -> None:
+        self.f, self.pos, self.last = f, start, start
+
+    def __iter__(self) -> Iterator[bytes]:
+        self.f.seek(self.pos)
+        while block := self.f.read(BLOCK):
+            for i in range(0, len(block), CHUNK):
+                piece = block[i:i + CHUNK]
+                self.last = self.pos
+                self.pos += len(piece)
+                yield piece
 
 
 def _stream_rejects(part: dict, offset: int, count: int, kept: list[dict],
@@ -484,55 +516,43 @@ def _decompressed_blocks(part: dict, splitter: xmlpages.PageSplitter) -> Iterato
     if codec == "bz2":
         yield from _bz2_resync_blocks(part["path"], splitter)
         return
-    try:  # gz, xz: up to the damage; a cut-off file ends in a `truncated` page
-        yield from _decode(_file_blocks_of(part["path"], CHUNK), codec)
-    except EOFError:
-        return
-    except STREAM_ERRORS:
-        _lost(splitter)
-
-
-def _file_blocks_of(path: str, size: int) -> Iterator[bytes]:
-    with open(path, "rb") as f:
-        while block := f.read(size):
-            yield block
+    with open(part["path"], "rb") as f:
+        try:  # gz, xz: up to the damage; a cut-off file ends in a `truncated` page
+            yield from _decode(iter(_Pieces(f, 0)), codec)
+        except EOFError:
+            return
+        except STREAM_ERRORS:
+            _lost(splitter)
 
 
 def _bz2_resync_blocks(path: str, splitter: xmlpages.PageSplitter) -> Iterator[bytes]:
-    """bz2 streams one after another; after a corrupt stream, go on at the next stream header."""
+    """bz2 streams one after another; after damage, go on at the next stream header."""
     with open(path, "rb") as f:
-        dec, pending = bz2.BZ2Decompressor(), b""
+        start = 0
         while True:
-            data = pending or f.read(CHUNK)
-            pending = b""
-            if not data:  # a page left open is counted `truncated` by the splitter
-                return
+            pieces = _Pieces(f, start)
             try:
-                out = dec.decompress(data)
+                yield from _decode(iter(pieces), "bz2")
+                return
+            except EOFError:  # cut off: the splitter counts the open page as `truncated`
+                return
             except STREAM_ERRORS:
                 _lost(splitter)
                 splitter.resynced = True
-                pending = _next_stream(f, data)
-                if not pending:
+                start = _next_stream(f, pieces.last + 1)
+                if start < 0:
                     return
-                dec = bz2.BZ2Decompressor()
-                continue
-            if out:
-                yield out
-            if dec.eof:
-                pending, dec = dec.unused_data, bz2.BZ2Decompressor()
-                if not pending.strip(b"\0"):
-                    pending = b""
 
 
-def _next_stream(f: BinaryIO, buf: bytes) -> bytes:
-    """The bytes from the next bz2 stream header on (empty at end of file), read block-wise."""
-    pos = 1
-    while True:
-        m = BZ2_STREAM_MAGIC.search(buf, pos)
+def _next_stream(f: BinaryIO, pos: int) -> int:
+    """The offset of the next bz2 stream header from ``pos`` on (-1: none), read block-wise."""
+    f.seek(pos)
+    buf, base = b"", pos
+    while block := f.read(BLOCK):
+        buf += block
+        m = BZ2_STREAM_MAGIC.search(buf)
         if m:
-            return buf[m.start():]
-        block = f.read(BLOCK)
-        if not block:
-            return b""
-        buf, pos = buf[-16:] + block, 0
+            return base + m.start()
+        base += len(buf) - 16
+        buf = buf[-16:]
+    return -1
