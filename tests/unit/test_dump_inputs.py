@@ -12,13 +12,12 @@ import zlib
 from pathlib import Path
 
 import pytest
+from test_dumps import read_all, real_pages
 
 from factroots.errors import ShardError
 from factroots.text import dumps
 from factroots.text.multistream import index_path_for, write_multistream
 from factroots.text.samples import sample_dump
-
-from test_dumps import read_all, real_pages
 
 
 def _xml() -> bytes:
