@@ -77,6 +77,8 @@ class WikiDumpReader(DataSourceReader):
         self.sink = json.loads(options.get("sink") or "{}")
         self.parser = options.get("parser", "fast")
         self.timeout_s = float(options.get("page_timeout_s", "10"))
+        # [#14] trace.text_templates (None: the default list)
+        self.templates = json.loads(options.get("text_templates") or "null")
 
     def partitions(self) -> list[InputPartition]:
         """One input partition per planned byte range."""
@@ -105,12 +107,18 @@ class WikiDumpReader(DataSourceReader):
             for rows in dumpio.read_partition(part, self.max_bytes):
                 pages, sents = pagetext.split_pages(rows, lang, dump, counts, namespaces=ns,
                                                     parser=self.parser, max_bytes=self.max_bytes,
-                                                    timeout_s=self.timeout_s)
+                                                    timeout_s=self.timeout_s,
+                                                    **_templates(self.templates))
                 pw.write(pages)
                 sw.write(sents)
         return pa.RecordBatch.from_pydict(
             {"lang": [lang], "part": [part["part"]], "counts": [json.dumps(counts)]},
             schema=RECEIPT_SCHEMA)
+
+
+def _templates(templates: list | None) -> dict:
+    """[#14] the ``templates`` argument of the cleaner, when the config sets one."""
+    return {} if templates is None else {"templates": tuple(templates)}
 
 
 def raw_batch(rows: list[dict], lang: str, dump: str) -> pa.RecordBatch:
@@ -156,6 +164,7 @@ def _load(spark: SparkSession, plan: list[dict], cfg: Any, sink: Mapping[str, st
             .option("sink", json.dumps(dict(sink)) if sink else "")
             .option("parser", str(getattr(tc, "parser", "fast")))
             .option("page_timeout_s", str(float(getattr(tc, "page_timeout_s", 10.0))))
+            .option("text_templates", json.dumps(getattr(tc, "text_templates", None)))  # [#14]
             .load())
 
 
