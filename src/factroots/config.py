@@ -42,6 +42,17 @@ class FactsConfig:
                                                      "date_of_birth: it has no triples)")
 
 
+# [#14 trace inputs] templates whose visible text the cleaner keeps: ``name:param`` where param
+# is a positional number (-1 = the last one) or a named parameter, alternatives comma-separated
+# (the first present wins); ``name-*`` matches every name with that prefix (docs/trace.md)
+TEXT_TEMPLATES = ("lang:2", "langx:2", "lang-*:1", "nowrap:1", "nobr:1", "nobreak:1",
+                  "ill:lt,1", "interlanguage link:lt,1", "illm:lt,1", "transl:-1",
+                  "transliteration:-1", "small:1", "smaller:1", "big:1", "sic:1",
+                  "not a typo:1", "proper name:1", "abbr:1", "native name:2", "script:2",
+                  "rtl-lang:2", "unicode:1", "nihongo:1", "korean:hangul,1", "zh:t,s,1",
+                  "linktext:1", "lit:1", "noitalic:1", "lang-rtl:2")
+
+
 @dataclass(frozen=True)
 class TraceConfig:
     """Wikipedia dumps to co-occurrence (Spark)."""
@@ -54,6 +65,12 @@ class TraceConfig:
                                     "lang, uri, alias), e.g. Wikidata aliases")
     parser: str = opt("fast", "wikitext cleaner: the fast regex path, or mwparserfromhell for "
                               "every page", ("fast", "mwparser"))
+    # [#14 trace inputs]
+    allow_lang_mismatch: bool = opt(False, "read a dump whose siteinfo (dbname, base URL) names "
+                                           "another language than the one it is listed under")
+    text_templates: list = opt(list(TEXT_TEMPLATES), "templates expanded to their visible text "
+                                                     "(name:param; docs/trace.md); all others "
+                                                     "are removed")
     max_page_bytes: int = opt(2_000_000, "pages with more wikitext bytes are counted and skipped")
     page_timeout_s: float = opt(10.0, "time limit for cleaning one page; slower pages are "
                                       "counted and skipped")

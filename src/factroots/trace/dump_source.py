@@ -88,6 +88,8 @@ class WikiDumpReader(DataSourceReader):
         self.parser = options.get("parser", "fast")
         self.timeout_s = float(options.get("page_timeout_s", "10"))
         self.tracing = json.loads(options.get("tracing") or "{}")
+        # [#14] trace.text_templates (None: the default list)
+        self.templates = json.loads(options.get("text_templates") or "null")
 
     def partitions(self) -> list[InputPartition]:
         """One input partition per planned byte range."""
@@ -122,7 +124,8 @@ class WikiDumpReader(DataSourceReader):
             for rows in lap.timed("read", dumpio.read_partition(part, self.max_bytes)):
                 pages, sents = pagetext.split_pages(rows, lang, dump, counts, namespaces=ns,
                                                     parser=self.parser, max_bytes=self.max_bytes,
-                                                    timeout_s=self.timeout_s)
+                                                    timeout_s=self.timeout_s,
+                                                    **_templates(self.templates))
                 lap("sentences")
                 pw.write(pages)
                 sw.write(sents)
@@ -177,6 +180,11 @@ def receipt_batch(lang: str, part: int, counts: dict, tracer: PartitionTracer | 
          **{c: [None] + cols[c] for c in PARTIAL_NAMES}}, schema=RECEIPT_SCHEMA)
 
 
+def _templates(templates: list | None) -> dict:
+    """[#14] the ``templates`` argument of the cleaner, when the config sets one."""
+    return {} if templates is None else {"templates": tuple(templates)}
+
+
 def raw_batch(rows: list[dict], lang: str, dump: str) -> pa.RecordBatch:
     """An Arrow batch of RAW_SCHEMA from page dicts of one dump."""
     cols: dict[str, list] = {n: [r[n] for r in rows] for n in RAW_SCHEMA.names[2:]}
@@ -201,6 +209,8 @@ def plan_dumps(dumps: Mapping[str, list[str]], cfg: Any) -> list[dict]:
     plan: list[dict] = []
     for lang in sorted(dumps):
         for uri in dumps[lang]:
+            if not getattr(tc, "allow_lang_mismatch", False):  # [#14] siteinfo vs language
+                dumpio.check_language(resolve(cfg, uri), lang)
             parts = dumpio.plan_dump(resolve(cfg, uri), lang, parts=parts_per_file)
             if not parts:
                 log.warning("dump %s (%s) is empty: no pages", uri, lang)
@@ -219,6 +229,7 @@ def _load(spark: SparkSession, plan: list[dict], cfg: Any, sink: Mapping[str, st
             .option("parser", str(getattr(tc, "parser", "fast")))
             .option("page_timeout_s", str(float(getattr(tc, "page_timeout_s", 10.0))))
             .option("tracing", json.dumps(dict(tracing)) if tracing else "")
+            .option("text_templates", json.dumps(getattr(tc, "text_templates", None)))  # [#14]
             .load())
 
 
@@ -252,7 +263,8 @@ def write_dumps(spark: SparkSession, dumps: Mapping[str, list[str]], cfg: Any,
     Checks every file on the driver first, as ``read_dumps`` does.
     """
     plan = plan_dumps(dumps, cfg)
-    totals: dict[str, dict] = {}
+    # [#14] every language has counters, zeros for a dump without pages (an empty file)
+    totals: dict[str, dict] = {lg: pagetext.new_counts() for lg in dumps}
     traced: dict[str, dict[str, int]] = {}
     cpu: dict[str, dict[str, float]] = {}
     partials = pa.table({"lang": pa.array([], pa.string()),

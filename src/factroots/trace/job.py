@@ -134,9 +134,18 @@ def _read_back(spark: SparkSession, cfg: RunConfig, table: str, langs: list[str]
     paths = [str(p) for lg in langs
              if any((p := storage.partition_dir(cfg.out, table, lg)).glob("*.parquet"))]
     if not paths:  # no rows at all: an empty frame of the declared schema
-        ddl = ", ".join(f"`{f.name}` {_DDL[str(f.type)]}" for f in tables.spec(table).schema)
-        return spark.createDataFrame([], ddl)
+        return spark.createDataFrame([], _ddl_of(table))
     return spark.read.option("basePath", str(base)).parquet(*paths)
+
+
+def _ddl_of(table: str) -> str:
+    return ", ".join(f"`{f.name}` {_DDL[str(f.type)]}" for f in tables.spec(table).schema)
+
+
+def _read_staged(spark: SparkSession, staged: Path, table: str) -> DataFrame:
+    """A staged write read back with its declared schema: a write of no rows (no language
+    found a mention) has no file to infer one from."""
+    return spark.read.schema(_ddl_of(table)).parquet(str(staged))
 
 
 def _via_parquet(spark: SparkSession, cfg: RunConfig, t: pa.Table, name: str) -> DataFrame:
@@ -282,8 +291,11 @@ def _mentions_and_cooccurrence(spark: SparkSession, cfg: RunConfig, facts: pa.Ta
     sents = _read_back(spark, cfg, "sentences", langs)
     mentions = build_mentions(sents, _via_parquet(spark, cfg, names, "names"), cfg)
     staged = _staged_write(mentions, cfg, "mentions")
-    m_back = spark.read.parquet(str(staged)).groupBy("lang", "strictness").count().collect()
+    m_back = _read_staged(spark, staged, "mentions").groupBy("lang", "strictness").count().collect()
     mstats = {lg: {f"names_{k}": v for k, v in name_stats.get(lg, {}).items()} for lg in langs}
+    for lg in langs:  # [#14] a language without mentions says why: no sentences, or no names
+        mstats[lg]["sentences_searched"] = int(
+            (storage.read_stats(cfg.out, "sentences", lg) or {}).get("sentences", 0))
     for r in m_back:
         mstats[r["lang"]][f"mentions_{r['strictness']}"] = r["count"]
     _commit(cfg, "mentions", staged, langs, mstats, fps, extra)
@@ -292,7 +304,7 @@ def _mentions_and_cooccurrence(spark: SparkSession, cfg: RunConfig, facts: pa.Ta
     chunk_df = chunks_mod.build_chunks(sents, tok_json, cfg.trace.chunk_size)
     cooc = build_cooccurrence(_read_back(spark, cfg, "mentions", langs), facts_df, chunk_df, cfg)
     staged = _staged_write(cooc, cfg, "cooccurrence")
-    agg = (spark.read.parquet(str(staged)).groupBy("lang")
+    agg = (_read_staged(spark, staged, "cooccurrence").groupBy("lang")
            .agg(F.count("*").alias("out"), F.sum(F.col("present").cast("long")).alias("present"))
            .collect())
     n_facts = {lg: int(pc.sum(pc.equal(facts["lang"], lg)).as_py()) for lg in langs}
