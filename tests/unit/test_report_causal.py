@@ -32,7 +32,20 @@ def _write(out: Path) -> None:
         "partner_jaccard": [[0.4], [0.3], [0.05]], "partner_threshold": [[0.1]] * m,
         "partner_pvalue": [[0.01]] * m, "shared_with": [r[2] for r in lab],
         "causal_shared_with": [r[3] for r in lab], "causal": [r[4] for r in lab],
-        "causal_reason": [r[5] for r in lab]})), "en")
+        "causal_reason": [r[5] for r in lab], **_label_extras(m)})), "en")
+
+
+def _label_extras(m: int) -> dict:
+    """The #15 per-partner and control columns, neutral."""
+    lists = ("partner_threshold_same", "partner_threshold_diff", "partner_pvalue_same",
+             "partner_pvalue_diff", "partner_pvalue_adj", "partner_lower")
+    out: dict = {n: pa.array([[0.1]] * m, pa.list_(pa.float64())) for n in lists}
+    out.update({n: pa.array([[20]] * m, pa.list_(pa.int32())) for n in ("partner_n_same", "partner_n_diff")})
+    out.update({n: pa.array([[False]] * m, pa.list_(pa.bool_()))
+                for n in ("partner_same_pooled", "partner_diff_pooled", "partner_identical")})
+    out["sibling_in_lang"] = pa.array([False] * m)
+    out["prior_rate"] = pa.array([0.0] * m)
+    return out
 
 
 def test_agreement_and_figure(tmp_path: Path) -> None:
