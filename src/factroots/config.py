@@ -149,8 +149,8 @@ class InterventionsConfig:
     the fact at its prompt in L' (and in L, the positive control)."""
 
     enabled: bool = opt(True, "run the interventions stage in `factroots run`")
-    k: int = opt(50, "units of the fact's L signature switched off (its first k neuron ids; at "
-                     "most neurons.top_k)")
+    k: int = opt(50, "units of the fact's L signature switched off (its first k neuron ids; "
+                     "capped at neurons.top_k)")
     mode: str = opt("zero", "what to do to the units at the mask positions: set them to zero, "
                             "or multiply them by `scale`", ("zero", "scale"))
     scale: float = opt(0.0, "the factor for mode scale (e.g. 2.0 amplifies, 0.5 halves)")
@@ -395,9 +395,10 @@ def validate(cfg: RunConfig, src: str = "config") -> None:
         raise ConfigError(f"{src}: neurons.overlap_k ({cfg.neurons.overlap_k}) exceeds "
                           f"neurons.top_k ({cfg.neurons.top_k})", "lower overlap_k")
     iv = cfg.interventions
-    if not 1 <= iv.k <= cfg.neurons.top_k:
-        raise ConfigError(f"{src}: interventions.k ({iv.k}) must be in 1..neurons.top_k "
-                          f"({cfg.neurons.top_k})", "lower interventions.k")
+    # a signature holds neurons.top_k units: a larger k uses all of them (job_interventions)
+    if iv.k < 1:
+        raise ConfigError(f"{src}: interventions.k ({iv.k}) must be at least 1",
+                          "set interventions.k to a positive number")
     if iv.n_controls < 1 or iv.batch_size < 1 or iv.n_random < 0:
         raise ConfigError(f"{src}: interventions.n_controls and batch_size must be >= 1, "
                           "n_random >= 0", "set them to 1 or more (n_random: 0 or more)")

@@ -52,7 +52,8 @@ def traced(tmp_path_factory, spark) -> tuple[Path, Path]:
     conf = {"out": str(out), "langs": LANGS, "probe": {"model": "none"},
             "trace": {"dumps": {"en": [str(empty)], "uk": [str(_all_corrupt(d / "ukwiki-x.xml.bz2"))],
                                 "vi": [str(no_names)], "bg": [str(english)]},
-                      "allow_lang_mismatch": True, "window": "sentence"}}
+                      "allow_lang_mismatch": True, "window": "sentence",
+                      "write_mentions": True}}
     cfg = load_config(None, conf)
     job.run(spark, cfg)
     first = json.loads((out / "trace_report.json").read_text())
@@ -78,11 +79,12 @@ def test_counters_say_why(traced) -> None:
     out, _ = traced
     pages = {lg: storage.read_stats(out, "pages", lg) for lg in LANGS}
     ments = {lg: storage.read_stats(out, "mentions", lg) for lg in LANGS}
-    assert pages["en"]["in"] == 0 and ments["en"]["sentences_searched"] == 0  # empty dump
+    cooc = {lg: storage.read_stats(out, "cooccurrence", lg) for lg in LANGS}
+    assert pages["en"]["in"] == 0 and cooc["en"]["sentences"] == 0  # empty dump
     assert pages["uk"]["in"] == 6 == pages["uk"]["rejected_corrupt_stream"]  # pages, not streams
-    assert ments["uk"]["sentences_searched"] == 0
-    assert pages["vi"]["out"] == 5 and ments["vi"]["sentences_searched"] == 10  # no fact name
-    assert ments["bg"]["sentences_searched"] == 6  # an English dump listed as bg: no name
+    assert cooc["uk"]["sentences"] == 0
+    assert pages["vi"]["out"] == 5 and cooc["vi"]["sentences"] == 10 and cooc["vi"]["names"] > 0  # no fact name
+    assert cooc["bg"]["sentences"] == 6  # an English dump listed as bg: no name
     for lang in LANGS:
         assert not any(k.startswith("mentions_") and v for k, v in ments[lang].items())
         assert storage.read_stats(out, "cooccurrence", lang)["present"] == 0

@@ -203,7 +203,8 @@ def _group(cfg: RunConfig, lm: _Lazy, lang: str, site: str, rel: pa.Table,
     if not targets:
         return tables.spec("interventions").schema.empty_table(), stats
     iv = cfg.interventions
-    table, built = build_interventions(lm.get(), lang, sigs, targets, k=iv.k, mode=iv.mode,
+    table, built = build_interventions(lm.get(), lang, sigs, targets,
+                                        k=min(iv.k, cfg.neurons.top_k), mode=iv.mode,
                                        scale=iv.scale, n_controls=iv.n_controls,
                                        n_random=iv.n_random, seed=iv.seed, null=iv.controls,
                                        batch_size=iv.batch_size, site=site)

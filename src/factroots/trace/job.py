@@ -293,9 +293,6 @@ def _mentions_and_cooccurrence(spark: SparkSession, cfg: RunConfig, facts: pa.Ta
     staged = _staged_write(mentions, cfg, "mentions")
     m_back = _read_staged(spark, staged, "mentions").groupBy("lang", "strictness").count().collect()
     mstats = {lg: {f"names_{k}": v for k, v in name_stats.get(lg, {}).items()} for lg in langs}
-    for lg in langs:  # [#14] a language without mentions says why: no sentences, or no names
-        mstats[lg]["sentences_searched"] = int(
-            (storage.read_stats(cfg.out, "sentences", lg) or {}).get("sentences", 0))
     for r in m_back:
         mstats[r["lang"]][f"mentions_{r['strictness']}"] = r["count"]
     _commit(cfg, "mentions", staged, langs, mstats, fps, extra)
