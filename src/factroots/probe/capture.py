@@ -38,7 +38,29 @@ class StopForward(Exception):
     """Raised by a hook to end the forward pass once every site has been captured."""
 
 
-class Capture:
+class _Hooks:
+    """Forward hooks on named modules of ``self.model``, all removed together (also when
+    registering one of them fails)."""
+
+    model: torch.nn.Module
+    _handles: list[Any]
+
+    def _register(self, hooks: dict[str, Any]) -> None:
+        try:
+            for site, hook in hooks.items():
+                self._handles.append(site_module(self.model, site).register_forward_hook(hook))
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Remove every hook (idempotent)."""
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+
+class Capture(_Hooks):
     """Forward hooks on named modules that keep the mean over mask positions per prompt."""
 
     def __init__(self, model: torch.nn.Module, sites: Sequence[str], *,
@@ -53,17 +75,9 @@ class Capture:
         self.outputs: dict[str, torch.Tensor] = {}  # site -> [batch, width] float32
         self._handles: list[Any] = []
 
-    def _module(self, site: str) -> torch.nn.Module:
-        return site_module(self.model, site)
-
     def __enter__(self) -> Self:
         self.outputs = {}
-        try:
-            for site in self.sites:
-                self._handles.append(self._module(site).register_forward_hook(self._hook(site)))
-        except BaseException:
-            self.close()
-            raise
+        self._register({site: self._hook(site) for site in self.sites})
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -71,11 +85,6 @@ class Capture:
         self.close()
         return exc_type is not None and issubclass(exc_type, StopForward)
 
-    def close(self) -> None:
-        """Remove every hook (idempotent)."""
-        for h in self._handles:
-            h.remove()
-        self._handles = []
 
     def _hook(self, site: str):
         def hook(_module: torch.nn.Module, _inputs: Any, output: Any) -> None:
@@ -123,7 +132,7 @@ def capture_batch(model: torch.nn.Module, sites: Sequence[str], input_ids: torch
     return cap.stacked().cpu()
 
 
-class Ablate:
+class Ablate(_Hooks):
     """Forward hooks that scale chosen units at the mask positions, row by row of the batch.
 
     ``factors`` maps a site (module path) to a ``[batch, width]`` multiplier: 1 leaves a unit
@@ -144,13 +153,7 @@ class Ablate:
         self._handles: list[Any] = []
 
     def __enter__(self) -> Self:
-        try:
-            for site, factor in self.factors.items():
-                module = site_module(self.model, site)
-                self._handles.append(module.register_forward_hook(self._hook(factor)))
-        except BaseException:
-            self.close()
-            raise
+        self._register({site: self._hook(f) for site, f in self.factors.items()})
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -158,11 +161,6 @@ class Ablate:
         self.close()
         return False
 
-    def close(self) -> None:
-        """Remove every hook (idempotent)."""
-        for h in self._handles:
-            h.remove()
-        self._handles = []
 
     def _hook(self, factor: torch.Tensor):
         def hook(_module: torch.nn.Module, _inputs: Any, output: Any) -> None:

@@ -35,8 +35,10 @@ from factroots.config import RunConfig, to_dict
 from factroots.errors import ConfigError, MissingTableError, ShardError
 from factroots.probe.interventions import Target, build_interventions, make_targets
 from factroots.probe.job import shard_langs
-from factroots.probe.job_neurons import _write_atomic  # the neuron stage's checkpoint writer
-from factroots.probe.models import LoadedModel, load_model
+from factroots.probe.job_neurons import (  # the neuron stage's checkpoint writer and loader
+    LazyModel,
+    _write_atomic,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,7 @@ def run(cfg: RunConfig) -> Path:
         raise ConfigError("probe.model is 'lab' but the lab model was not resolved",
                           "run through `factroots intervene` (it resolves the lab model) or set "
                           "probe.model to a model path")
-    out, lm, failed = Path(cfg.out), _Lazy(cfg), []
+    out, lm, failed = Path(cfg.out), LazyModel(cfg), []
     langs, targets = _langs(cfg)
     facts: pa.Table | None = None
     for lang in langs:
@@ -67,20 +69,6 @@ def run(cfg: RunConfig) -> Path:
         raise ShardError(f"interventions failed for {failed}", lang=",".join(failed),
                          fix="see the log; rerun to retry only those languages")
     return storage.table_dir(out, "interventions")
-
-
-class _Lazy:
-    """Loads the model on first use (a run with nothing to do never loads it)."""
-
-    def __init__(self, cfg: RunConfig) -> None:
-        self.cfg, self._lm = cfg, None
-
-    def get(self) -> LoadedModel:
-        """The loaded model."""
-        if self._lm is None:
-            p = self.cfg.probe
-            self._lm = load_model(p.model, p.device, p.dtype, p.trust_remote_code)
-        return self._lm
 
 
 def _langs(cfg: RunConfig) -> tuple[list[str], list[str]]:
@@ -140,7 +128,7 @@ def _signatures(cfg: RunConfig, lang: str) -> tuple[dict[str, dict[str, np.ndarr
     return by, (sites.pop() if sites else cfg.neurons.site)
 
 
-def _run_lang(cfg: RunConfig, lm: _Lazy, lang: str, fp: str, facts: pa.Table) -> Path:
+def _run_lang(cfg: RunConfig, lm: LazyModel, lang: str, fp: str, facts: pa.Table) -> Path:
     sigs, site = _signatures(cfg, lang)
     ckpt = storage.table_dir(cfg.out, "interventions") / f"_ckpt-{lang}-{fp}"
     for stale in ckpt.parent.glob(f"_ckpt-{lang}-*"):  # left by a run with another config
@@ -176,7 +164,7 @@ def _run_lang(cfg: RunConfig, lm: _Lazy, lang: str, fp: str, facts: pa.Table) ->
     return final
 
 
-def _group(cfg: RunConfig, lm: _Lazy, lang: str, site: str, rel: pa.Table,
+def _group(cfg: RunConfig, lm: LazyModel, lang: str, site: str, rel: pa.Table,
            sigs: dict[str, np.ndarray]) -> tuple[pa.Table, Counter]:
     """One (lang, relation) group: its facts' targets, then ``build_interventions``."""
     rows = rel.to_pylist()
