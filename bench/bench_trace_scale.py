@@ -35,6 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cpu_tree import peak_rss_mb, tree_cpu_by_kind  # noqa: E402
+from sample_input import article_rows, grown_pages  # noqa: E402
 
 from factroots.config import load_config  # noqa: E402
 from factroots.text import dumps  # noqa: E402
@@ -51,21 +52,10 @@ def build_input(mb: float, folder: Path) -> Path:
     mark = path.with_suffix(".done")
     if path.is_file() and mark.is_file():
         return path
-    src = [r for p in dumps.plan_dump(str(sample_dump("en")), "en")
-           for rows in dumps.read_partition(p) for r in rows if r["wikitext"] is not None]
+    src = article_rows("en")
     info = dumps.dump_info(str(sample_dump("en")))
 
-    def pages():  # noqa: ANN202
-        size, i = 0, 0
-        while size < mb * 1e6:
-            r = src[i % len(src)]
-            i += 1
-            size += len(r["wikitext"].encode("utf-8")) + 450
-            yield {"page_id": i, "rev_id": i, "title": f"{r['title']} ({i})",
-                   "ns": r["namespace"], "text": r["wikitext"],
-                   "redirect": "Target" if r["is_redirect"] else None}
-
-    write_multistream(pages(), path, lang="en", siteinfo=info["siteinfo"], compresslevel=6)
+    write_multistream(grown_pages(src, mb * 1e6), path, lang="en", siteinfo=info["siteinfo"], compresslevel=6)
     mark.write_text("ok")
     return path
 
