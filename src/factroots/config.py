@@ -28,6 +28,9 @@ def opt(default: Any, help: str, choices: tuple | None = None) -> Any:  # noqa: 
     return field(default=default, metadata=meta)
 
 
+LAB_MODEL = "lab"  # the placeholder of probe.model: the plan resolves it to the built lab model
+
+
 @dataclass(frozen=True)
 class FactsConfig:
     """Where the facts come from."""

@@ -61,3 +61,15 @@ class SchemaError(FactrootsError):
 
 class MissingTableError(FactrootsError, FileNotFoundError):
     """An input table of a stage has not been built yet."""
+
+
+class DamagedTableError(FactrootsError):
+    """A finished partition does not match its manifest (a file missing, rows lost, bad pages)."""
+
+
+class OutputError(FactrootsError):
+    """The output root cannot be used: not a folder, read-only, full, or locked by another run."""
+
+
+class RunFailedError(ShardError):
+    """Some (table, language) partitions failed in this run: named in ``<out>/run_report.json``."""
