@@ -338,7 +338,12 @@ def shard_langs(sizes: dict[str, int], shard: str) -> list[str]:
 
 def stage_langs(stage: Stage, plan: Plan) -> list[str]:
     """The languages ``stage`` works on in ``plan`` (this shard's, when sharded)."""
-    langs = list(stage.langs(plan)) if stage.langs else list(plan.langs)
+    if stage.langs:
+        langs = list(stage.langs(plan))
+    elif plan.langs or not stage.inputs:
+        langs = list(plan.langs)
+    else:  # no languages named and no facts: those of its first input
+        langs = storage.done_langs(plan.out, stage.inputs[0])
     if stage.sharded:
         src = stage.inputs[0]
         sizes = {lg: int((storage.read_manifest(plan.out, src, lg) or {}).get("rows") or 0)
