@@ -47,8 +47,7 @@ import pyarrow.compute as pc
 
 from factroots import __version__, storage, tables
 from factroots.config import LAB_MODEL, RunConfig, to_dict
-from factroots.errors import (ConfigError, FactrootsError, OutputError, RunFailedError,
-                              ShardError)
+from factroots.errors import ConfigError, FactrootsError, OutputError, RunFailedError, ShardError
 
 log = logging.getLogger(__name__)
 

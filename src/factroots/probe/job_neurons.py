@@ -94,6 +94,11 @@ def run(cfg: RunConfig | Plan) -> Path:
     return path
 
 
+def run_signatures(cfg: RunConfig | Plan) -> Path:
+    """Write ``signatures`` for this shard's languages not yet done; return its dir."""
+    return run_stage(STAGE, cfg)
+
+
 def run_overlap(cfg: RunConfig | Plan) -> Path:
     """Build ``overlap`` over every language with finished signatures (after all shards)."""
     return run_stage(OVERLAP, cfg)
