@@ -1,22 +1,24 @@
 """The trace stage: Wikipedia dumps -> `pages` -> `sentences` -> `mentions` -> `cooccurrence`.
 
-``run(spark, cfg)`` reads ``facts`` from ``cfg.out``, finds each language's dumps
-(``trace.dumps``, else ``trace.dump_dir``), and builds the four tables for every language that
-is not done yet, all languages in one Spark job per stage. Each stage is materialised to
-Parquet and read back by the next. Every table is written into a staging folder, ``pages``
-and ``sentences`` by the Spark tasks themselves (``dump_source.write_dumps``: one file per byte
-range, only counters reach the JVM), the others with ``partitionBy("lang")``, and each
-language is then moved into place on its own (``storage.commit_partition``): re-running one
-language replaces only that language. A
-language is skipped when its four partitions are done with the same fingerprint (dumps, trace
-settings, normaliser, matcher, chunk tokenizer, facts). A language without a dump, or whose
-dump cannot be read, is reported in ``<out>/trace_report.json`` and the log, not a crash.
-``main(cfg)`` builds a local session from ``cfg.trace``, runs, and stops it.
+``run(spark, plan)`` runs the trace stage (``STAGE``) on the runner: it reads ``facts``, finds
+each language's dumps (``trace.dumps``, else ``trace.dump_dir``), and builds the tables each
+pending language still needs, all languages in one Spark job per table. Each table is
+materialised to Parquet and read back by the next. Every table is written into a staging
+folder, ``pages`` and ``sentences`` by the Spark tasks themselves (``dump_source.write_dumps``:
+one file per byte range, only counters reach the JVM), the others with ``partitionBy("lang")``,
+and each language is then committed on its own (``Work.commit``: pages read back with their
+checksums, rows counted): re-running one language replaces only that language. The runner
+resumes per table: a language whose pages and sentences are done with the same fingerprint
+(dumps by content, trace settings, normaliser, matcher, chunk tokenizer, facts) starts at
+mentions. A language without a dump, or whose dump cannot be read, fails alone: named in
+``<out>/run_report.json``, the others finish, the run exits non-zero.
+``main(plan)`` builds a local session from ``cfg.trace``, runs, and stops it.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
+import functools
 import logging
 import os
 import shutil
@@ -32,8 +34,10 @@ from pyspark.sql import functions as F
 from factroots import storage, tables
 from factroots.config import RunConfig, to_dict
 from factroots.errors import ShardError
+from factroots.runner import Plan, Stage, Work, plan_of, run_stage
 from factroots.text.chunking import tokenizer_key
 from factroots.text.match import MATCHER
+from factroots.text.multistream import index_path_for
 from factroots.text.normalize import NORMALIZER
 from factroots.trace import chunks as chunks_mod
 from factroots.trace import dump_source
@@ -70,26 +74,38 @@ def find_dumps(cfg: RunConfig, langs: list[str]) -> dict[str, list[str]]:
     return out
 
 
-def _dump_ids(cfg: RunConfig, paths: list[str]) -> list:
-    ids = []
-    for p in paths:
-        q = Path(dump_source.resolve(cfg, p))
-        ids.append([q.name, q.stat().st_size if q.exists() else None])
-    return ids
+def _settings(plan: Plan) -> dict:
+    """The trace settings that change results (not where or how fast Spark runs)."""
+    settings = {k: v for k, v in to_dict(plan.cfg.trace).items()
+                if k not in _NOT_RESULTS + ("dumps", "dump_dir", "aliases")}
+    return {"version": STAGE_VERSION, "normalizer": NORMALIZER, "matcher": MATCHER, **settings}
 
 
-def fingerprints(cfg: RunConfig, dumps: dict[str, list[str]], tok_key: str) -> dict[str, str]:
-    """The fingerprint of each language's trace outputs."""
-    settings = {k: v for k, v in to_dict(cfg.trace).items() if k not in _NOT_RESULTS + ("dumps",)}
-    alias = cfg.trace.aliases
-    alias_id = [alias, Path(cfg.path(alias)).stat().st_size] if alias else None
-    out = {}
-    for lang, paths in dumps.items():
-        facts_fp = (storage.read_manifest(cfg.out, "facts", lang) or {}).get("fingerprint")
-        out[lang] = storage.fingerprint(STAGE_VERSION, NORMALIZER, MATCHER, tok_key, settings,
-                                        _dump_ids(cfg, paths), facts_fp, alias_id,
-                                        sorted(cfg.relations))
-    return out
+def _files(plan: Plan, lang: str) -> list[str]:
+    """A language's dumps (with a multistream index beside) and the alias file, by content."""
+    cfg = plan.cfg
+    files = []
+    for p in find_dumps(cfg, [lang]).get(lang, []):
+        q = dump_source.resolve(cfg, p)
+        files.append(q)
+        if "://" not in q and (idx := index_path_for(q)).is_file():
+            files.append(str(idx))
+    return files + ([str(cfg.path(cfg.trace.aliases))] if cfg.trace.aliases else [])
+
+
+_TOKENIZERS: dict[tuple, tuple[str | None, str]] = {}
+
+
+def _tokenizer(cfg: RunConfig) -> tuple[str | None, str]:
+    """The chunk tokenizer (JSON, description), resolved once per process and setting."""
+    key = (cfg.trace.chunk_tokenizer, cfg.probe.model, cfg.base_dir)
+    if key not in _TOKENIZERS:
+        _TOKENIZERS[key] = resolve_tokenizer(cfg)
+    return _TOKENIZERS[key]
+
+
+def _key(plan: Plan, lang: str) -> str:
+    return tokenizer_key(_tokenizer(plan.cfg)[0])
 
 
 def _staged_write(df: DataFrame, cfg: RunConfig, table: str) -> Path:
@@ -102,23 +118,21 @@ def _staged_write(df: DataFrame, cfg: RunConfig, table: str) -> Path:
     return staged / "data"
 
 
-def _commit(cfg: RunConfig, table: str, staged: Path, langs: list[str], stats: dict,
-            fps: dict, extra: dict) -> dict[str, int]:
-    """Move each language of a staged write into place with its stats; rows per language."""
+def _commit(work: Work, table: str, staged: Path, langs: list[str], stats: dict,
+            extra: dict) -> dict[str, int]:
+    """Commit each language of a staged write with its stats; rows per language."""
     spark_rows = {}
     log.info("trace: %s written for %s", table, ", ".join(langs))
     for lang in langs:
         part = staged / f"lang={lang}"
         part.mkdir(parents=True, exist_ok=True)
-        files = sorted(part.glob("*.parquet"))
-        rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
         for f in part.glob(".*.crc"):
             f.unlink()
-        storage.commit_partition(cfg.out, table, lang, part, rows=rows, config=to_dict(cfg),
-                                 stats=stats.get(lang, {}), fp=fps[lang],
-                                 inputs={**extra.get(lang, {}), "normalizer": NORMALIZER,
-                                         "matcher": MATCHER})
-        spark_rows[lang] = rows
+        final = work.commit(table, lang, part, stats=stats.get(lang, {}),
+                            inputs={**extra.get(lang, {}), "normalizer": NORMALIZER,
+                                    "matcher": MATCHER})
+        spark_rows[lang] = storage.read_manifest(work.out, table, lang)["rows"]
+        assert final.is_dir()
     shutil.rmtree(staged.parent, ignore_errors=True)
     return spark_rows
 
@@ -143,88 +157,100 @@ def _via_parquet(spark: SparkSession, cfg: RunConfig, t: pa.Table, name: str) ->
     return spark.read.parquet(str(d / f"{name}.parquet"))
 
 
-def _facts(cfg: RunConfig) -> pa.Table:
-    facts = storage.read_table(cfg.out, "facts", cfg.langs or None)
-    if cfg.relations:
-        facts = facts.filter(pc.is_in(facts["relation"], pa.array(cfg.relations)))
-    return facts
-
-
-def run(spark: SparkSession, cfg: RunConfig) -> Path:
-    """Build pages, sentences, mentions and cooccurrence for every pending language."""
-    facts = _facts(cfg)
-    langs = sorted(pc.unique(facts["lang"]).to_pylist())
-    report: dict[str, dict] = {lang: {"status": "no_dump"} for lang in langs}
-    dumps = find_dumps(cfg, langs)
-    for lang in langs:
-        if lang not in dumps:
-            log.warning("trace: no dump for language %s: its facts are not traced "
-                        "(set trace.dumps.%s or trace.dump_dir)", lang, lang)
-    dumps = _checked(cfg, dumps, report)
-    tok_json, tok_desc = resolve_tokenizer(cfg)
-    fps = fingerprints(cfg, dumps, tokenizer_key(tok_json))
-    todo = [lg for lg in dumps if not all(storage.is_done(cfg.out, t, lg, fps[lg]) for t in TABLES)]
-    for lang in dumps:
-        report[lang] = {"status": "done" if lang in todo else "skipped", "dumps": dumps[lang],
-                        "fingerprint": fps[lang]}
-    if todo:
-        _run_langs(spark, cfg, facts, {lg: dumps[lg] for lg in todo}, fps, tok_json, tok_desc,
-                   report)
-    _write_report(cfg, report)
-    return storage.table_dir(cfg.out, "cooccurrence")
-
-
-def _checked(cfg: RunConfig, dumps: dict[str, list[str]], report: dict) -> dict[str, list[str]]:
-    """Drop languages whose dumps are missing or not dumps (reported, not raised)."""
+def _checked(work: Work, dumps: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The languages whose dumps can be read; the others fail (named in the run report)."""
     ok = {}
-    for lang, paths in dumps.items():
+    for lang in work.langs:
+        if lang not in dumps:
+            work.fail(lang, f"no dump for language {lang} (set trace.dumps.{lang} or "
+                            "trace.dump_dir, or drop it from langs)")
+            continue
+        if "pages" not in work.todo[lang]:  # resumes after its pages: no need to read the dump
+            ok[lang] = dumps[lang]
+            continue
         try:
-            dump_source.plan_dumps({lang: paths}, cfg)
-            ok[lang] = paths
-        except ShardError as exc:
-            log.error("trace: language %s fails: %s", lang, exc)
-            report[lang] = {"status": "failed", "error": str(exc), "dumps": paths}
+            dump_source.plan_dumps({lang: dumps[lang]}, work.cfg)
+            ok[lang] = dumps[lang]
+        except (ShardError, ValueError, OSError, EOFError) as exc:  # this dump only
+            work.fail(lang, f"{exc}".splitlines()[0] if isinstance(exc, ShardError)
+                      else f"dump of {lang} unreadable: {type(exc).__name__}: {exc}".splitlines()[0])
     return ok
 
 
-def _write_report(cfg: RunConfig, report: dict) -> None:
-    path = Path(cfg.out) / "trace_report.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=1, sort_keys=True), encoding="utf-8")
+def _build(spark: SparkSession, work: Work) -> None:
+    """Build every table ``work.todo`` lists, for every language at once."""
+    cfg = work.cfg
+    _page_checksums(spark)
+    facts = work.plan.keep(storage.read_table(work.out, "facts", work.langs))
+    dumps = _checked(work, find_dumps(cfg, work.langs))
+    if not dumps:
+        return
+    tok_json, tok_desc = _tokenizer(cfg)
+    _run_langs(spark, work, facts, dumps, tok_json, tok_desc)
 
 
-def _run_langs(spark: SparkSession, cfg: RunConfig, facts: pa.Table, dumps: dict, fps: dict,
-               tok_json: str | None, tok_desc: str, report: dict) -> None:
+def _page_checksums(spark: SparkSession) -> None:
+    """Parquet page checksums: Spark writes them and checks them on every read."""
+    conf = spark.sparkContext._jsc.hadoopConfiguration()  # noqa: SLF001 - no public API
+    conf.set("parquet.page.write-checksum.enabled", "true")
+    conf.set("parquet.page.verify-checksum.enabled", "true")
+
+
+STAGE = Stage("trace", TABLES, lambda work: None, STAGE_VERSION, settings=_settings,
+              inputs=("facts",), files=_files, key=_key, per_lang=False)
+
+
+def run(spark: SparkSession, cfg: RunConfig | Plan) -> Path:
+    """Build pages, sentences, mentions and cooccurrence for every pending language."""
+    plan = plan_of(cfg)
+    shutil.rmtree(storage.table_dir(plan.out, "_trace_tmp"), ignore_errors=True)  # a dead run's
+    return run_stage(dataclasses.replace(STAGE, build=functools.partial(_build, spark)), plan)
+
+
+def _run_langs(spark: SparkSession, work: Work, facts: pa.Table, dumps: dict,
+               tok_json: str | None, tok_desc: str) -> None:
+    cfg = work.cfg
     langs = sorted(dumps)
     facts = facts.filter(pc.is_in(facts["lang"], pa.array(langs)))
     extra = {lg: {"dumps": dumps[lg], "chunk_tokenizer": tok_desc,
                   "window": cfg.trace.window, "min_count": cfg.trace.min_count} for lg in langs}
     # The tasks write pages and sentences themselves (no page or sentence goes through the
     # JVM); Spark only schedules the byte ranges and gathers their counters.
-    staged = {t: storage.staging_dir(cfg.out, t) / "data" for t in ("pages", "sentences")}
-    try:
-        stats = dump_source.write_dumps(spark, dumps, cfg, staged["pages"], staged["sentences"])
-        for table in ("pages", "sentences"):
-            _commit(cfg, table, staged[table], langs, stats[table], fps, extra)
-    finally:
-        for d in staged.values():
-            shutil.rmtree(d.parent, ignore_errors=True)
-    _mentions_and_cooccurrence(spark, cfg, facts, langs, fps, tok_json, extra, report)
+    read = {lg: dumps[lg] for lg in langs if work.wants("pages", lg)}
+    if read:
+        staged = {t: storage.staging_dir(cfg.out, t) / "data" for t in ("pages", "sentences")}
+        try:
+            stats = dump_source.write_dumps(spark, read, cfg, staged["pages"], staged["sentences"])
+            for table in ("pages", "sentences"):
+                _commit(work, table, staged[table], sorted(read), stats[table], extra)
+        finally:
+            for d in staged.values():
+                shutil.rmtree(d.parent, ignore_errors=True)
+    _mentions_and_cooccurrence(spark, work, facts, langs, tok_json, extra)
 
 
-def _mentions_and_cooccurrence(spark: SparkSession, cfg: RunConfig, facts: pa.Table,
-                               langs: list[str], fps: dict, tok_json: str | None, extra: dict,
-                               report: dict) -> None:
+def _mentions_and_cooccurrence(spark: SparkSession, work: Work, facts: pa.Table,
+                               langs: list[str], tok_json: str | None, extra: dict) -> None:
+    cfg = work.cfg
+    langs = [lg for lg in langs if work.wants("cooccurrence", lg)]
+    if not langs:
+        return
+    m_langs = [lg for lg in langs if work.wants("mentions", lg)]  # the others resume after it
+    facts = facts.filter(pc.is_in(facts["lang"], pa.array(langs)))
     aliases = read_aliases(cfg.path(cfg.trace.aliases)) if cfg.trace.aliases else None
     names, name_stats = build_names(facts, aliases, cfg.trace)
     sents = _read_back(spark, cfg, "sentences", langs)
-    mentions = build_mentions(sents, _via_parquet(spark, cfg, names, "names"), cfg)
-    staged = _staged_write(mentions, cfg, "mentions")
-    m_back = spark.read.parquet(str(staged)).groupBy("lang", "strictness").count().collect()
-    mstats = {lg: {f"names_{k}": v for k, v in name_stats.get(lg, {}).items()} for lg in langs}
-    for r in m_back:
-        mstats[r["lang"]][f"mentions_{r['strictness']}"] = r["count"]
-    _commit(cfg, "mentions", staged, langs, mstats, fps, extra)
+    if m_langs:
+        m_names = names.filter(pc.is_in(names["lang"], pa.array(m_langs)))
+        mentions = build_mentions(_read_back(spark, cfg, "sentences", m_langs),
+                                  _via_parquet(spark, cfg, m_names, "names"), cfg)
+        staged = _staged_write(mentions, cfg, "mentions")
+        m_back = spark.read.parquet(str(staged)).groupBy("lang", "strictness").count().collect()
+        mstats = {lg: {f"names_{k}": v for k, v in name_stats.get(lg, {}).items()}
+                  for lg in m_langs}
+        for r in m_back:
+            mstats[r["lang"]][f"mentions_{r['strictness']}"] = r["count"]
+        _commit(work, "mentions", staged, m_langs, mstats, extra)
     flags = fact_flags(facts, names, cfg.trace)
     facts_df = _via_parquet(spark, cfg, facts.join(flags, ["lang", "uuid"]), "facts_flags")
     chunk_df = chunks_mod.build_chunks(sents, tok_json, cfg.trace.chunk_size)
@@ -246,9 +272,7 @@ def _mentions_and_cooccurrence(spark: SparkSession, cfg: RunConfig, facts: pa.Ta
         cstats[lg]["mentions_over_cap"] = 0
     for r in over:
         cstats[r["lang"]]["mentions_over_cap"] = int(r["n"])
-    _commit(cfg, "cooccurrence", staged, langs, cstats, fps, extra)
-    for lg in langs:
-        report[lg].update(present=cstats[lg]["present"], facts=n_facts[lg])
+    _commit(work, "cooccurrence", staged, langs, cstats, extra)
     shutil.rmtree(storage.table_dir(cfg.out, "_trace_tmp"), ignore_errors=True)
 
 
@@ -281,10 +305,11 @@ def local_java_options(jit: str, extra: str = "") -> str:
     return " ".join(o for o in (QUICK_JIT if jit == "quick" else "", extra.strip()) if o)
 
 
-def main(cfg: RunConfig) -> Path:
+def main(cfg: RunConfig | Plan) -> Path:
     """Build a session from ``cfg.trace``, run the trace stage, stop the session."""
-    spark = session(cfg)
+    plan = plan_of(cfg)
+    spark = session(plan.cfg)
     try:
-        return run(spark, cfg)
+        return run(spark, plan)
     finally:
         spark.stop()
