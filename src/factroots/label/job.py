@@ -43,8 +43,9 @@ def _optional(out: Path, table: str, langs: list[str], notes: list[str]) -> tupl
 
 def _tokenizer_candidates(cfg: RunConfig, out: Path, langs: list[str]) -> list[str]:
     cands = [str(cfg.path(cfg.label.tokenizer))] if cfg.label.tokenizer else []
-    local = cfg.path(cfg.probe.model)  # the plan's: never the lab placeholder
-    cands.append(str(local) if local.exists() else cfg.probe.model)
+    if cfg.probe.model:  # the plan's: never the lab placeholder
+        local = cfg.path(cfg.probe.model)
+        cands.append(str(local) if local.exists() else cfg.probe.model)
     for lg in langs:
         recorded = ((storage.read_manifest(out, "predictions", lg) or {}).get("config") or {})
         model = (recorded.get("probe") or {}).get("model")
