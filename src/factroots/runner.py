@@ -103,23 +103,26 @@ def file_id(path: str | Path) -> dict:
         return {"name": str(path), "missing": not p.exists()} if "://" not in str(path) \
             else {"uri": str(path)}
     st = p.stat()
+    # cached per (size, mtime, ctime): any write moves ctime, even one that restores the mtime
     return {"name": p.name, "bytes": st.st_size, "mtime_ns": st.st_mtime_ns,
-            **_content_hash(str(p.resolve()), st.st_size, st.st_mtime_ns)}
+            **_content_hash(str(p.resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns,
+                            FULL_HASH_BYTES, BLOCK_BYTES)}
 
 
 @functools.lru_cache(maxsize=4096)
-def _content_hash(path: str, size: int, mtime_ns: int) -> dict:
+def _content_hash(path: str, size: int, mtime_ns: int, ctime_ns: int, full: int,
+                  block: int) -> dict:
     h = hashlib.blake2b(digest_size=16)
     with open(path, "rb") as f:
-        if size <= FULL_HASH_BYTES:
-            for chunk in iter(lambda: f.read(BLOCK_BYTES), b""):
+        if size <= full:
+            for chunk in iter(lambda: f.read(block), b""):
                 h.update(chunk)
             return {"hash": h.hexdigest()}
-        step = (size - BLOCK_BYTES) // (BLOCKS + 1)
-        for off in [0, *(step * i for i in range(1, BLOCKS + 1)), size - BLOCK_BYTES]:
+        step = (size - block) // (BLOCKS + 1)
+        for off in [0, *(step * i for i in range(1, BLOCKS + 1)), size - block]:
             f.seek(off)
-            h.update(f.read(BLOCK_BYTES))
-    return {"hash": h.hexdigest(), "sampled": f"head+tail+{BLOCKS}x{BLOCK_BYTES}"}
+            h.update(f.read(block))
+    return {"hash": h.hexdigest(), "sampled": f"head+tail+{BLOCKS}x{block}"}
 
 
 # ---- the declaration ---------------------------------------------------------------------------

@@ -180,11 +180,11 @@ def _checked(work: Work, dumps: dict[str, list[str]]) -> dict[str, list[str]]:
 def _build(spark: SparkSession, work: Work) -> None:
     """Build every table ``work.todo`` lists, for every language at once."""
     cfg = work.cfg
-    _page_checksums(spark)
     facts = work.plan.keep(storage.read_table(work.out, "facts", work.langs))
     dumps = _checked(work, find_dumps(cfg, work.langs))
     if not dumps:
         return
+    _page_checksums(spark)
     tok_json, tok_desc = _tokenizer(cfg)
     _run_langs(spark, work, facts, dumps, tok_json, tok_desc)
 
