@@ -17,9 +17,9 @@ import yaml
 from factroots import storage
 from factroots.config import load_config
 from factroots.errors import RunFailedError
-from factroots.trace.job import TABLES
 from factroots.text.normalize import normalize
 from factroots.text.samples import sample_dump
+from factroots.trace.job import TABLES
 
 pytestmark = pytest.mark.spark
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,7 +68,8 @@ def run_dir(tmp_path_factory, spark) -> Path:  # spark: the JVM check and PYSPAR
          str(ROOT / "spark_jobs" / "trace_job.py"), "--conf", str(d / "trace.yaml")],
         env=env, capture_output=True, text=True, timeout=600, cwd=ROOT, check=False)
     assert proc.returncode == 1, proc.stderr[-3000:]
-    assert "trace.dumps.zh" in proc.stderr.strip().splitlines()[-1]  # one line naming the key
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "trace.dumps.zh" in errors[0]  # one line naming the key
     return d
 
 
