@@ -68,7 +68,7 @@ def run_dir(tmp_path_factory, spark) -> Path:  # spark: the JVM check and PYSPAR
          str(ROOT / "spark_jobs" / "trace_job.py"), "--conf", str(d / "trace.yaml")],
         env=env, capture_output=True, text=True, timeout=600, cwd=ROOT, check=False)
     assert proc.returncode == 1, proc.stderr[-3000:]
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("Error:")]
+    errors = [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "trace.dumps.zh" in errors[0]  # one line naming the key
     return d
 
