@@ -63,8 +63,12 @@ class MissingTableError(FactrootsError, FileNotFoundError):
     """An input table of a stage has not been built yet."""
 
 
-class DamagedTableError(FactrootsError):
-    """A finished partition does not match its manifest (a file missing, rows lost, bad pages)."""
+class DamagedTableError(ShardError):
+    """A finished partition does not match its manifest (a file missing, rows lost, bad pages):
+    the language reading it fails, the others go on."""
+
+    def __init__(self, message: str, fix: str = "", lang: str = "") -> None:
+        super().__init__(message, lang, fix)
 
 
 class OutputError(FactrootsError):

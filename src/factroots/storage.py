@@ -15,6 +15,7 @@ the file and the fix, never a table that silently lacks rows.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import functools
 import hashlib
@@ -119,7 +120,9 @@ def fail_partition(out: str | Path, table: str, lang: str, error: str) -> None:
     if not d.is_dir():
         return
     (d / SUCCESS).unlink(missing_ok=True)
-    (d / FAILED).write_text(error + "\n", encoding="utf-8")
+    with contextlib.suppress(OSError):  # a full disk: unmarked is what matters
+        (d / FAILED).write_text(error + "\n", encoding="utf-8")
+        update_stats_summary(out)  # rebuilt from finished partitions: this one leaves it
 
 
 def clean_stale(out: str | Path, table: str) -> list[str]:
@@ -142,8 +145,8 @@ def check_balance(stats: Mapping[str, Any]) -> bool:
     return stats["in"] == stats["out"] + rejected
 
 
-def verify_files(table: str, staged: Path, rows: int | None = None, *, pages: bool = False
-                 ) -> dict[str, dict]:
+def verify_files(table: str, staged: Path, rows: int | None = None, *, pages: bool = False,
+                 lang: str = "") -> dict[str, dict]:
     """Check the staged files' schemas (and, with ``pages``, every page's checksum); return
     ``{name: {bytes, rows}}`` for the manifest. Raises SchemaError when ``rows`` differs."""
     files: dict[str, dict] = {}
@@ -156,7 +159,8 @@ def verify_files(table: str, staged: Path, rows: int | None = None, *, pages: bo
                     pf.read_row_group(i)
         except (OSError, pa.ArrowException) as exc:
             raise DamagedTableError(f"{f}: unreadable Parquet at commit: {exc}".splitlines()[0],
-                                    "rerun the stage (the partition was not committed)") from exc
+                                    "rerun the stage (the partition was not committed)",
+                                    lang) from exc
         files[f.name] = {"bytes": f.stat().st_size, "rows": pf.metadata.num_rows}
     got = sum(v["rows"] for v in files.values())
     if rows is not None and got != rows:
@@ -175,7 +179,7 @@ def commit_partition(out: str | Path, table: str, lang: str, staged: Path, *,
     ``verify_pages`` also reads every page with its checksum, for files another writer made)
     and listed in the manifest, which later reads check against.
     """
-    files = verify_files(table, staged, rows, pages=verify_pages)
+    files = verify_files(table, staged, rows, pages=verify_pages, lang=lang)
     rows = sum(v["rows"] for v in files.values())
     if stats is not None and not check_balance(stats):
         raise SchemaError(f"{table}/lang={lang}: stats do not balance: {dict(stats)}",
@@ -321,19 +325,20 @@ def _read_partition(out: str | Path, table: str, lang: str, schema: pa.Schema,
     gone = missing_file(out, table, lang, m)
     if gone:
         raise DamagedTableError(f"{gone} is missing or changed size, but {d / SUCCESS} says "
-                                "the partition is finished", fix)
+                                "the partition is finished", fix, lang)
     files = sorted(d.glob("*.parquet"))
     listed = m.get("files")
     if listed is not None and sorted(listed) != [f.name for f in files]:
         extra = sorted({f.name for f in files} - set(listed))
-        raise DamagedTableError(f"{d}: data files {extra} are not in its manifest", fix)
+        raise DamagedTableError(f"{d}: data files {extra} are not in its manifest", fix, lang)
     try:
         t = (pq.read_table(files, schema=schema, page_checksum_verification=True)
              if files else schema.empty_table())
     except (OSError, pa.ArrowException) as exc:
-        raise DamagedTableError(f"{d}: damaged Parquet: {exc}".splitlines()[0], fix) from exc
+        raise DamagedTableError(f"{d}: damaged Parquet: {exc}".splitlines()[0], fix, lang) from exc
     if "rows" in m and listed is not None and t.num_rows != m["rows"]:
-        raise DamagedTableError(f"{d}: {t.num_rows} rows read, the manifest says {m['rows']}", fix)
+        raise DamagedTableError(f"{d}: {t.num_rows} rows read, the manifest says {m['rows']}",
+                                fix, lang)
     return t
 
 

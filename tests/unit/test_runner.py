@@ -323,3 +323,21 @@ def test_yaml_aliases_are_refused_without_expanding_them(tmp_path: Path,
     monkeypatch.setattr(config.yaml, "safe_load", never)
     with pytest.raises(ConfigError, match=r"bomb.yaml:2:\d+: YAML alias \*a is not allowed"):
         load_config(p)
+
+
+def test_a_damaged_input_fails_only_the_language_that_reads_it(tmp_path: Path) -> None:
+    write(tmp_path, "facts", facts([(lg, f"u{i}", "P19") for lg in ("en", "de")
+                                    for i in range(3000)]))
+    f = storage.partition_dir(tmp_path, "facts", "de") / "part-00000.parquet"
+    data = bytearray(f.read_bytes())
+    data[len(data) // 2:len(data) // 2 + 64] = bytes(64)
+    f.write_bytes(bytes(data))
+
+    def build(work: runner.Work) -> None:
+        (lang,) = work.langs
+        n = storage.read_table(work.out, "facts", [lang]).num_rows  # verified read
+        work.write("templates", templates(lang, 1), lang, stats={"facts": n})
+    stage = runner.Stage("facts", ("templates",), build, "1", inputs=("facts",), needs_plan=False)
+    with pytest.raises(RunFailedError, match="damaged Parquet") as exc:
+        runner.run_stage(stage, _cfg(tmp_path))
+    assert exc.value.lang == "de" and storage.done_langs(tmp_path, "templates") == ["en"]
