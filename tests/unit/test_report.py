@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("run")
     build_run(out)
-    label_job.run(load_config(None, {"out": str(out), "label.min_null": 1}))
+    label_job.run(load_config(None, {"out": str(out), "label.min_null": 1, "probe.model": ""}))
     return out
 
 
