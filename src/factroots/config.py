@@ -45,7 +45,7 @@ class FactsConfig:
                                                      "date_of_birth: it has no triples)")
 
 
-# [#14 trace inputs] templates whose visible text the cleaner keeps: ``name:param`` where param
+# Templates whose visible text the cleaner keeps: ``name:param`` where param
 # is a positional number (-1 = the last one) or a named parameter, alternatives comma-separated
 # (the first present wins); ``name-*`` matches every name with that prefix (docs/trace.md)
 TEXT_TEMPLATES = ("lang:2", "langx:2", "lang-*:1", "nowrap:1", "nobr:1", "nobreak:1",
@@ -68,7 +68,6 @@ class TraceConfig:
                                     "lang, uri, alias), e.g. Wikidata aliases")
     parser: str = opt("fast", "wikitext cleaner: the fast regex path, or mwparserfromhell for "
                               "every page", ("fast", "mwparser"))
-    # [#14 trace inputs]
     allow_lang_mismatch: bool = opt(False, "read a dump whose siteinfo (dbname, base URL) names "
                                            "another language than the one it is listed under")
     text_templates: list = opt(list(TEXT_TEMPLATES), "templates expanded to their visible text "

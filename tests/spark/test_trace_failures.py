@@ -71,7 +71,7 @@ def test_a_missing_dump_for_the_only_language_fails_the_run(tmp_path: Path) -> N
     assert "trace.dumps.en" in str(exc.value)
 
 
-def test_one_garbage_index_line_fails_that_language_only(tmp_path: Path, spark) -> None:  # type: ignore[no-untyped-def]
+def test_one_garbage_index_line_reads_that_dump_without_its_index(tmp_path: Path, spark) -> None:  # type: ignore[no-untyped-def]
     good, bad = _dump(tmp_path / "d", "en"), _dump(tmp_path / "d", "uk")
     idx = Path(str(bad).replace(".xml.bz2", "-index.txt.bz2"))
     lines = bz2.decompress(idx.read_bytes()).decode().splitlines()
@@ -79,13 +79,12 @@ def test_one_garbage_index_line_fails_that_language_only(tmp_path: Path, spark) 
     _facts(tmp_path, ["en", "uk"])
     _older_trace(tmp_path, "uk")
     cfg = _cfg(tmp_path, {"en": [str(good)], "uk": [str(bad)]}, ["en", "uk"])
-    with pytest.raises(RunFailedError) as exc:
-        job.run(spark, cfg)
-    assert "uk" in exc.value.lang and "en" not in exc.value.lang.split(",")
-    assert storage.done_langs(tmp_path, "cooccurrence") == ["en"]
-    row = storage.read_table(tmp_path, "cooccurrence", ["en"]).to_pylist()[0]
-    assert row["present"] and row["cooc_sentence"] == 5
-    # the repaired index (a new fingerprint) is traced on the rerun; en is skipped
+    job.run(spark, cfg)  # the index is not trusted (logged): the stream is read without it
+    assert storage.done_langs(tmp_path, "cooccurrence") == ["en", "uk"]
+    for lang in ("en", "uk"):
+        row = storage.read_table(tmp_path, "cooccurrence", [lang]).to_pylist()[0]
+        assert row["present"] and row["cooc_sentence"] == 5, lang  # not the older table's 3
+    # the repaired index (a new fingerprint) is traced again on the rerun; en is skipped
     idx.write_bytes(bz2.compress(("\n".join(lines) + "\n").encode()))
     job.run(spark, cfg)
     langs = json.loads((tmp_path / runner.REPORT).read_text())["stages"]["trace"]["langs"]

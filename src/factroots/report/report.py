@@ -299,7 +299,7 @@ def build_report(res: R.Results, run: dict, figs: dict, folder: Path, *, formats
     blocks += p1_blocks(res, figs, min_facts, reference) + presence_blocks(res, figs, min_facts)
     blocks += overlap_blocks(res, figs, top) + corpus_blocks(res, figs) + label_blocks(res, figs)
     blocks += lab_blocks(res)
-    blocks += causal_blocks(res.out, res.langs, folder)  # #16: the causal test (report/causal.py)
+    blocks += causal_blocks(res.out, res.langs, folder)  # the causal test (report/causal.py)
     md = folder / "report.md"
     md.write_text(to_markdown(blocks, folder), encoding="utf-8")
     if "html" in formats:
