@@ -36,7 +36,7 @@ from factroots.config import RunConfig, to_dict
 from factroots.errors import ShardError
 from factroots.probe import job as probe_job
 from factroots.probe.interventions import Target, build_interventions, make_targets
-from factroots.probe.job_neurons import _write_atomic  # the neuron stage's checkpoint writer
+from factroots.probe.job_neurons import write_checkpoint
 from factroots.runner import Plan, Stage, Work, plan_of, run_stage
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ def _run_lang(work: Work, lang: str, facts: pa.Table) -> Path:
         else:
             rel = facts.filter(pc.equal(facts["relation"], relation))
             part, group_stats = _group(cfg, lang, site, rel, sigs.get(relation, {}))
-            _write_atomic(part, group_stats, path)
+            write_checkpoint(part, group_stats, path)
         parts.append(tables.conform("interventions", part.replace_schema_metadata(None)))
         stats.update(group_stats)
     table = pa.concat_tables(parts) if parts else tables.spec("interventions").schema.empty_table()

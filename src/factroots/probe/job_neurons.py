@@ -137,7 +137,7 @@ def _run_lang(work: Work, lang: str) -> Path:
             group = facts.filter(pc.equal(facts["relation"], relation))
             # the model loads on the first group: languages without correct facts never load it
             part, group_stats = _group(cfg, probe_job.loaded_model(cfg), lang, relation, group)
-            _write_atomic(part, group_stats, path)
+            write_checkpoint(part, group_stats, path)
         parts.append(tables.conform("signatures", part.replace_schema_metadata(None)))
         stats.update(group_stats)
     table = pa.concat_tables(parts) if parts else tables.spec("signatures").schema.empty_table()
@@ -152,7 +152,8 @@ def _run_lang(work: Work, lang: str) -> Path:
     return final
 
 
-def _write_atomic(part: pa.Table, group_stats: Counter, path: Path) -> None:
+def write_checkpoint(part: pa.Table, group_stats: Counter, path: Path) -> None:
+    """Write one finished group's rows atomically, its counters in the file's metadata."""
     meta = {b"factroots_stats": json.dumps(dict(group_stats)).encode()}
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     pq.write_table(part.replace_schema_metadata(meta), tmp, write_page_checksum=True)

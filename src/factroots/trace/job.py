@@ -388,10 +388,11 @@ def local_java_options(jit: str, extra: str = "") -> str:
     return " ".join(o for o in (QUICK_JIT if jit == "quick" else "", extra.strip()) if o)
 
 
-def main(cfg: RunConfig) -> Path:
+def main(cfg: RunConfig | Plan) -> Path:
     """Build a session from ``cfg.trace``, run the trace stage, stop the session."""
-    spark = session(cfg)
+    plan = plan_of(cfg)
+    spark = session(plan.cfg)
     try:
-        return run(spark, cfg)
+        return run(spark, plan)
     finally:
         spark.stop()
