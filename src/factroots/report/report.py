@@ -288,12 +288,27 @@ def lab_blocks(res: R.Results) -> list[Block]:
             ("table", t)]
 
 
+def failed_blocks(res: R.Results) -> list[Block]:
+    """What failed in the run, first: those partitions are left out of every figure below."""
+    if not res.failed:
+        return []
+    rows = pd.DataFrame([{k: f.get(k) for k in ("stage", "table", "lang", "error")}
+                         for f in res.failed])
+    return [("h2", "Failed in this run"),
+            ("note", f"{len(rows)} partition(s) failed: the run exited non-zero and these "
+                     "(table, language) pairs are missing below, not replaced by older results "
+                     "(run_report.json). Fix the input named in each error and rerun: finished "
+                     "partitions are skipped."),
+            ("table", rows)]
+
+
 def build_report(res: R.Results, run: dict, figs: dict, folder: Path, *, formats: list[str],
                  min_facts: int, top: int, reference: tuple) -> Path:
     """Write report.md (and report.html) into ``folder``; return the Markdown path."""
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     blocks: list[Block] = [("h1", "factroots report"), ("p", f"Generated {now} from {res.out}.")]
     blocks += _run_facts(res, run)
+    blocks += failed_blocks(res)
     if res.notes:
         blocks += [("h2", "Missing inputs")] + [("note", n) for n in res.notes]
     blocks += p1_blocks(res, figs, min_facts, reference) + presence_blocks(res, figs, min_facts)
