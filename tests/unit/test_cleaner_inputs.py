@@ -158,3 +158,27 @@ def test_real_dumps_have_no_file_prefixes_left(shared_data, lang: str) -> None:
                     text = clean(r["wikitext"], lang, namespaces=ns)
                     leaks += len(leaked(names, text))
     assert leaks == 0
+
+
+SHARED_DUMPS = {"en": "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2",
+                "bg": "bgwiki-latest-pages-articles-shortened.xml.bz2",
+                **{lg: f"{lg}wiki-truncated-100k.xml.xz" for lg in ("bn", "el", "hy", "ja", "uk", "vi")}}
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("lang", sorted(SHARED_DUMPS))
+def test_shipped_namespace_names_hold_the_real_dumps_siteinfo(shared_data, lang: str) -> None:
+    """The Media/File/Category names of each real dump's <siteinfo> are in the shipped data
+    (so the shipped names of these 8 languages are verified against a dump)."""
+    path = shared_data / "wikipedia" / SHARED_DUMPS[lang]
+    if not path.is_file():
+        pytest.skip(f"{path.name} is not in ../shared")
+    site = dumps.dump_info(str(path))["siteinfo"]
+    assert dumps.site_language(site) == lang
+    ns = {int(k): v for k, v in site["namespaces"].items()}
+    shipped = wikitext.namespace_data()["langs"][lang]
+    for key in wikitext.DROP_KEYS:
+        assert ns.get(int(key)), (lang, key)  # the dump names it
+        names = {wikitext.ns_key(n) for n in shipped[key]}
+        assert wikitext.ns_key(ns[int(key)]) in names, (lang, key, ns[int(key)], shipped[key])
+    assert lang in wikitext.namespace_data()["dump_verified"]
