@@ -115,6 +115,36 @@ def test_mwparser_leaves_no_braces_on_deep_nesting() -> None:
     assert paras == ["Paris is a city.", "Lyon is a city.", "Marseille Nice."]
 
 
+UNCLOSED = "{{Infobox city\n| name = Lyon\n| capital = {{flag|France}}\n| population = 500000"
+
+
+@pytest.mark.parametrize("parser", ["mwparser", "fast"])
+def test_a_template_that_never_closes_leaves_no_parameters(parser: str) -> None:
+    """mwparserfromhell keeps an unclosed template as text: its parameters are residue, cut
+    to the end of their paragraph and counted, the text around kept."""
+    page = f"Paris is a city.\n\n{UNCLOSED}\n\nLyon is a city.\n\nNice {{{{b|x=1|y=2 is."
+    paras, residue = wikitext.clean_text(page, parser=parser)
+    assert paras == ["Paris is a city.", "Lyon is a city.", "Nice"]
+    assert residue >= len("Infobox city | name = Lyon | capital = | population = 500000")
+    assert wikitext.clean_text("Paris is a city.", parser=parser) == (["Paris is a city."], 0)
+
+
+def test_mwparser_drops_paragraphs_that_are_still_markup() -> None:
+    paras, residue = wikitext.clean_text("Paris is a city.\n\n| name = Lyon | capital = x\n\n"
+                                         "Lyon |x| = 3 and |y| = 4.", parser="mwparser")
+    assert paras == ["Paris is a city.", "Lyon |x| = 3 and |y| = 4."]  # prose with pipes stays
+    assert residue == len("| name = Lyon | capital = x")
+
+
+def test_a_page_of_mostly_unparsed_markup_is_a_counted_reject() -> None:
+    page = "Paris is a city.\n\n" + "".join(f"{{{{Infobox|a={i}|b=2|" + "x " * 2500 + "\n\n"
+                                              for i in range(200))
+    assert wikitext.clean_page(page, len(page), parser="mwparser") == ([], "unparsed")
+    prose = "Paris is a city on the Seine. Lyon is a city too, on the Rhône, and a big one."
+    small = f"{prose}\n\n{UNCLOSED}"  # less residue than text: removed, the page kept
+    assert wikitext.clean_page(small, len(small), parser="mwparser") == ([prose], None)
+
+
 @pytest.mark.parametrize("lang", sample_langs())
 def test_bundled_samples_have_no_file_link_leftovers(lang: str) -> None:
     path = str(sample_dump(lang))
@@ -182,3 +212,11 @@ def test_shipped_namespace_names_hold_the_real_dumps_siteinfo(shared_data, lang:
         names = {wikitext.ns_key(n) for n in shipped[key]}
         assert wikitext.ns_key(ns[int(key)]) in names, (lang, key, ns[int(key)], shipped[key])
     assert lang in wikitext.namespace_data()["dump_verified"]
+
+
+def test_a_bare_url_keeps_the_bracket_and_punctuation_after_it() -> None:
+    """Found beside WikiExtractor on bnwiki: "(https://…)" lost its ")" with the URL."""
+    assert clean("Main article: Radio (https://en.wikipedia.org/wiki/Radio_broadcasting).") \
+        == "Main article: Radio."
+    assert clean("See https://en.wikipedia.org/wiki/Foo_(bar) now.") == "See now."
+    assert clean("Go to http://x.org/a.html. Then stop.") == "Go to. Then stop."
