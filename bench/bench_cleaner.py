@@ -10,8 +10,12 @@ UTF-16: transcoded), so that both tools read the same bytes. Then, per language:
              category prefix followed by ``|``), ours and WikiExtractor's
   lost       lost-text rate: WikiExtractor sentences (20 characters or more) with no near match
              in our text of the same page (under 80 % of its word 3-grams, or character 6-grams
-             for ja, found in our page), split into what they are: a section heading (ours
-             drops headings), markup (a WikiExtractor leftover), other (printed, to be judged)
+             for ja, found in our page; a sentence of one or two words: found whole), split
+             into what they are: a section heading (ours drops headings), markup (a
+             WikiExtractor leftover), WikiExtractor placeholders or emptied names
+             (``formula_7``, ``codice_2``, ``""``, ``()``, ``「」``: WikiExtractor removed what we
+             keep, so the two differ), a URL (we drop bare URLs), other (a seeded sample
+             printed, to be judged by reading)
   gained     the same the other way round: our sentences with no near match in WikiExtractor's
   chars      characters of text per page (pages both tools kept)
   speed      MB of XML per core-second, ours (the pure path: parse, clean, segment) and
@@ -20,7 +24,7 @@ UTF-16: transcoded), so that both tools read the same bytes. Then, per language:
 Both texts are cut into sentences by the same segmenter (ours: ``text.segment``), so the units
 compare. Other engineers share this machine's 2 cores: the speed figures are paired ratios of
 alternated runs, not absolute rates.
-Usage: python bench/bench_cleaner.py [--rounds 2] [--only bundled|shared] [--examples 5]
+Usage: python bench/bench_cleaner.py [--rounds 2] [--only bundled|shared] [--examples 5] [--seed 0]
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from __future__ import annotations
 import argparse
 import html
 import os
+import random
 import re
 import statistics
 import subprocess
@@ -46,12 +51,17 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out" / "cleaner"
 SHARED = next((p for p in (ROOT.parent / "shared" / "data" / "wikipedia",
                            ROOT.parents[1] / "shared" / "data" / "wikipedia") if p.is_dir()), None)
-SHARED_FILES = {"en": "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2",
-                "bg": "bgwiki-latest-pages-articles-shortened.xml.bz2",
-                **{lg: f"{lg}wiki-truncated-100k.xml.xz" for lg in ("bn", "el", "hy", "ja", "uk", "vi")}}
+# every file of ../shared/data/wikipedia: (lang, name in the tables, file)
+SHARED_FILES = [("en", "shared", "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"),
+                ("en", "shared-tables", "enwiki-table-markup.xml.bz2"),
+                ("bg", "shared", "bgwiki-latest-pages-articles-shortened.xml.bz2"),
+                *((lg, "shared", f"{lg}wiki-truncated-100k.xml.xz")
+                  for lg in ("bn", "el", "hy", "ja", "uk", "vi"))]
 CHAR_GRAMS = {"ja", "zh", "th"}
 _MARKUP = re.compile(r"\{\{|\}\}|\[\[|\]\]|\{\||\|\}|''|</?[a-zA-Z][a-zA-Z0-9]*[ />]|&[a-z]+;|"
                      r"\b(?:thumb|thumbnail|miniatur|mini|nhỏ|upright)\s*\||\b\d+\s*(?:px|пкс)\b")
+_PLACEHOLDER = re.compile(r"\b(?:formula|codice)_\d+\b|\"\"|\(\s*[,;]?\s*\)|「」|（）|«»|\(\s*[,;]")
+_URL = re.compile(r"https?://|//\w|www\.")
 _DOC = re.compile(r'<doc id="(\d+)"[^>]*title="([^"]*)">\n(.*?)</doc>', re.DOTALL)
 
 
@@ -68,8 +78,21 @@ def plain_xml(lang: str, src: Path, name: str) -> Path:
         text = data.decode(info["encoding"])
         text = re.sub(r'(<\?xml[^>]*encoding=")[^"]*', r"\1utf-8", text, count=1)
         data = text.encode("utf-8")
+    if b"<siteinfo>" not in data[:200_000]:
+        data = _with_siteinfo(data, lang)
     path.write_bytes(data)
     return path
+
+
+def _with_siteinfo(data: bytes, lang: str) -> bytes:
+    """The dump with the bundled sample's <siteinfo> of its language put in: WikiExtractor
+    reads a dump without one (enwiki-table-markup) to its end looking for it, and extracts
+    nothing. Ours reads it either way (the canonical and shipped names of ``lang``)."""
+    with dumps.open_decompressed(sample_dump(lang), "bz2") as f:
+        head = f.read(200_000)
+    site = head[head.index(b"<siteinfo>"):head.index(b"</siteinfo>") + len(b"</siteinfo>")]
+    end = data.index(b">", data.index(b"<mediawiki")) + 1
+    return data[:end] + b"\n  " + site + data[end:]
 
 
 def inputs(only: str | None) -> list[tuple[str, str, Path]]:
@@ -78,8 +101,9 @@ def inputs(only: str | None) -> list[tuple[str, str, Path]]:
     for lang in sample_langs():
         if only in (None, "bundled"):
             out.append((lang, "bundled", plain_xml(lang, sample_dump(lang), "bundled")))
-        if only in (None, "shared") and SHARED is not None and (SHARED / SHARED_FILES[lang]).is_file():
-            out.append((lang, "shared", plain_xml(lang, SHARED / SHARED_FILES[lang], "shared")))
+        for lg, which, name in SHARED_FILES:
+            if lg == lang and only in (None, "shared") and SHARED and (SHARED / name).is_file():
+                out.append((lang, which, plain_xml(lang, SHARED / name, which)))
     return out
 
 
@@ -153,11 +177,18 @@ def _grams(s: str, lang: str) -> set:
 
 
 def unmatched(a: list[str], b: list[str], lang: str) -> list[str]:
-    """Sentences of ``a`` (20+ characters) with under 80 % of their n-grams in ``b``."""
+    """Sentences of ``a`` (20+ characters) with under 80 % of their n-grams in ``b`` (one or
+    two words, shorter than an n-gram: the sentence whole in ``b``'s text)."""
     pool = set().union(*(_grams(s, lang) for s in b)) if b else set()
+    whole = None
     out = []
     for s in a:
         if len(s) < 20:
+            continue
+        if lang not in CHAR_GRAMS and len(_norm(s).split()) < 3:
+            whole = f" {' '.join(map(_norm, b))} " if whole is None else whole
+            if f" {_norm(s)} " not in whole:
+                out.append(s)
             continue
         g = _grams(s, lang)
         if len(g & pool) < 0.8 * len(g):
@@ -165,7 +196,8 @@ def unmatched(a: list[str], b: list[str], lang: str) -> list[str]:
     return out
 
 
-def quality(lang: str, path: Path, mine: dict, theirs: dict, examples: int) -> dict:
+def quality(lang: str, path: Path, mine: dict, theirs: dict, examples: int,
+            rng: random.Random) -> dict:
     """The quality figures of one dump (pages both tools kept)."""
     pages = sorted(set(mine) & set(theirs))
     heads = headings(path, lang)
@@ -187,11 +219,15 @@ def quality(lang: str, path: Path, mine: dict, theirs: dict, examples: int) -> d
                 q["lost_heading"] += 1
             elif _MARKUP.search(s):
                 q["lost_markup"] += 1
+            elif _PLACEHOLDER.search(s):
+                q["lost_placeholder"] += 1
+            elif _URL.search(s):
+                q["lost_url"] += 1
             else:
                 q["lost_other"] += 1
                 other.append(s)
         q["gained"] += len(unmatched(a, b, lang))
-    q["examples"] = other[:: max(1, len(other) // examples)][:examples] if other else []
+    q["examples"] = rng.sample(other, min(examples, len(other)))
     return q
 
 
@@ -200,6 +236,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2, help="alternated speed rounds (default 2)")
     ap.add_argument("--only", choices=("bundled", "shared"), default=None)
     ap.add_argument("--examples", type=int, default=4, help="lost sentences shown per dump")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the lost sentences shown")
     a = ap.parse_args()
     files = inputs(a.only)
     mb = sum(p.stat().st_size for _, _, p in files) / 1e6
@@ -221,13 +258,15 @@ def main() -> None:
           f"WikiExtractor {mb / statistics.median(speed['we']):.2f}; ours / WikiExtractor "
           f"{statistics.median(ratios):.2f} (rounds {', '.join(f'{r:.2f}' for r in ratios)})")
     head = ("lang", "dump", "pages", "markup ours", "markup WE", "lost", "lost: heading",
-            "lost: WE markup", "lost: other", "gained", "chars/page ours", "chars/page WE")
+            "lost: WE markup", "lost: WE placeholder/emptied", "lost: URL", "lost: other",
+            "gained", "chars/page ours", "chars/page WE")
     print(" | ".join(head))
     tot: Counter = Counter()
     shown = []
+    rng = random.Random(a.seed)
     for lang, which, path in files:
         q = quality(lang, path, mine[(lang, which)], wikiextractor_text(keep / f"{lang}-{which}", lang),
-                    a.examples)
+                    a.examples, rng)
         shown += [(lang, which, s) for s in q.pop("examples")]
         tot.update(q)
         print(_row(lang, which, q))
@@ -238,12 +277,13 @@ def main() -> None:
 
 
 def _row(lang: str, which: str, q: Counter) -> str:
-    lost = q["lost_heading"] + q["lost_markup"] + q["lost_other"]
+    kinds = ("heading", "markup", "placeholder", "url", "other")
+    lost = sum(q[f"lost_{k}"] for k in kinds)
     pct = lambda n, d: f"{100 * n / d:.2f} %" if d else "-"  # noqa: E731
     return " | ".join([lang, which, str(q["pages"]), pct(q["ours_markup"], q["ours_sents"]),
                        pct(q["we_markup"], q["we_sents"]), pct(lost, q["we_long"]),
-                       pct(q["lost_heading"], q["we_long"]), pct(q["lost_markup"], q["we_long"]),
-                       pct(q["lost_other"], q["we_long"]), pct(q["gained"], q["ours_long"]),
+                       *(pct(q[f"lost_{k}"], q["we_long"]) for k in kinds),
+                       pct(q["gained"], q["ours_long"]),
                        f"{q['ours_chars'] / max(1, q['pages']):.0f}",
                        f"{q['we_chars'] / max(1, q['pages']):.0f}"])
 
