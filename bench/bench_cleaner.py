@@ -12,7 +12,8 @@ UTF-16: transcoded), so that both tools read the same bytes. Then, per language:
              in our text of the same page (under 80 % of its word 3-grams, or character 6-grams
              for ja, found in our page; a sentence of one or two words: found whole), split
              into what they are: a section heading (ours drops headings), markup (a
-             WikiExtractor leftover), WikiExtractor placeholders or emptied names
+             WikiExtractor leftover), code, graph or gallery text (ours drops those blocks),
+             WikiExtractor placeholders or emptied names
              (``formula_7``, ``codice_2``, ``""``, ``()``, ``「」``: WikiExtractor removed what we
              keep, so the two differ), a URL (we drop bare URLs), other (a seeded sample
              printed, to be judged by reading)
@@ -25,6 +26,7 @@ Both texts are cut into sentences by the same segmenter (ours: ``text.segment``)
 compare. Other engineers share this machine's 2 cores: the speed figures are paired ratios of
 alternated runs, not absolute rates.
 Usage: python bench/bench_cleaner.py [--rounds 2] [--only bundled|shared] [--examples 5] [--seed 0]
+       [--judge lost.txt]
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import unicodedata
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -60,7 +63,7 @@ SHARED_FILES = [("en", "shared", "enwiki-latest-pages-articles1.xml-p000000010p0
 CHAR_GRAMS = {"ja", "zh", "th"}
 _MARKUP = re.compile(r"\{\{|\}\}|\[\[|\]\]|\{\||\|\}|''|</?[a-zA-Z][a-zA-Z0-9]*[ />]|&[a-z]+;|"
                      r"\b(?:thumb|thumbnail|miniatur|mini|nhỏ|upright)\s*\||\b\d+\s*(?:px|пкс)\b")
-_PLACEHOLDER = re.compile(r"\b(?:formula|codice)_\d+\b|\"\"|\(\s*[,;]?\s*\)|「」|（）|«»|\(\s*[,;]")
+_PLACEHOLDER = re.compile(r"\b(?:formula|codice)_\d+|\"\"|\(\s*[,;]?\s*\)|「」|（）|«»|\(\s*[,;]")
 _URL = re.compile(r"https?://|//\w|www\.")
 _DOC = re.compile(r'<doc id="(\d+)"[^>]*title="([^"]*)">\n(.*?)</doc>', re.DOTALL)
 
@@ -150,21 +153,38 @@ def wikiextractor_text(folder: Path, lang: str) -> dict[int, list[str]]:
     return out
 
 
-def headings(path: Path, lang: str) -> dict[int, set[str]]:
-    """The section headings of each article (WikiExtractor keeps them as sentences)."""
-    out: dict[int, set[str]] = {}
-    rx = re.compile(r"^=+\s*(.*?)\s*=+\s*$", re.MULTILINE)
+_HEADING = re.compile(r"^=+\s*(.*?)\s*=+\s*$", re.MULTILINE)
+_BLOCK = re.compile(r"<(syntaxhighlight|source|pre|code|graph|gallery|timeline|poem)\b[^>]*>(.*?)</\1\s*>",
+                    re.DOTALL | re.IGNORECASE)
+
+
+def page_info(path: Path, lang: str) -> dict[int, tuple[str, str, str]]:
+    """Per article: its section headings (WikiExtractor keeps them as sentences; ours drops
+    them) and the text of its code, graph and gallery blocks (which ours drops by design),
+    each normalised and joined with `` | ``, and its wikitext."""
+    out: dict[int, tuple[str, str, str]] = {}
     for part in dumps.plan_dump(str(path), lang):
         for rows in dumps.read_partition(part):
             for r in rows:
                 if pagetext.is_article(r):
-                    out[r["page_id"]] = {_norm(" ".join(wikitext.clean_wikitext(h)) or h)
-                                         for h in rx.findall(r["wikitext"])}
+                    heads = [_norm(" ".join(wikitext.clean_wikitext(h)) or h)
+                             for h in _HEADING.findall(r["wikitext"])]
+                    blocks = [_norm(v) for _, b in _BLOCK.findall(r["wikitext"])
+                              for v in (html.unescape(b), " ".join(wikitext.clean_wikitext(b)))]
+                    out[r["page_id"]] = (f" {' | '.join(heads)} ", f" {' | '.join(blocks)} ",
+                                         r["wikitext"])
     return out
 
 
+# punctuation and symbols (not \W: that would also take the vowel signs of Indic scripts)
+_PUNCT = dict.fromkeys(i for i in range(sys.maxunicode + 1)
+                       if unicodedata.category(chr(i))[0] in "PS")
+
+
 def _norm(s: str) -> str:
-    return " ".join(re.sub(r"[^\w\s]", " ", s.casefold()).split())
+    """Case folded, punctuation deleted (WikiExtractor writes italics as quotes: ``"K"a``),
+    whitespace runs one space."""
+    return " ".join(s.casefold().translate(_PUNCT).split())
 
 
 def _grams(s: str, lang: str) -> set:
@@ -200,7 +220,7 @@ def quality(lang: str, path: Path, mine: dict, theirs: dict, examples: int,
             rng: random.Random) -> dict:
     """The quality figures of one dump (pages both tools kept)."""
     pages = sorted(set(mine) & set(theirs))
-    heads = headings(path, lang)
+    info = page_info(path, lang)
     q: Counter = Counter()
     other: list[str] = []
     for pid in pages:
@@ -214,9 +234,13 @@ def quality(lang: str, path: Path, mine: dict, theirs: dict, examples: int,
         q["we_markup"] += sum(bool(_MARKUP.search(s)) for s in b)
         q["we_long"] += sum(len(s) >= 20 for s in b)
         q["ours_long"] += sum(len(s) >= 20 for s in a)
+        heads, blocks, raw = info.get(pid, ("", "", ""))
         for s in unmatched(b, a, lang):
-            if _norm(s.rstrip(".")) in heads.get(pid, set()):
+            n = f" {_norm(s)} "
+            if n in heads:
                 q["lost_heading"] += 1
+            elif n in blocks:
+                q["lost_code"] += 1
             elif _MARKUP.search(s):
                 q["lost_markup"] += 1
             elif _PLACEHOLDER.search(s):
@@ -225,10 +249,25 @@ def quality(lang: str, path: Path, mine: dict, theirs: dict, examples: int,
                 q["lost_url"] += 1
             else:
                 q["lost_other"] += 1
-                other.append(s)
+                other.append((s, _closest(s, a, lang), _snippet(s, raw)))
         q["gained"] += len(unmatched(a, b, lang))
     q["examples"] = rng.sample(other, min(examples, len(other)))
     return q
+
+
+def _closest(s: str, ours: list[str], lang: str) -> str:
+    """Our sentence of the page sharing most n-grams with ``s``."""
+    g = _grams(s, lang)
+    return max(ours, key=lambda x: len(g & _grams(x, lang)), default="")
+
+
+def _snippet(s: str, wikitext_: str, width: int = 300) -> str:
+    """The wikitext around the longest word of ``s`` (where the reader judges the loss)."""
+    for w in sorted(re.findall(r"\w{4,}", s), key=len, reverse=True):
+        i = wikitext_.find(w)
+        if i >= 0:
+            return wikitext_[max(0, i - width): i + width]
+    return ""
 
 
 def main() -> None:
@@ -237,6 +276,8 @@ def main() -> None:
     ap.add_argument("--only", choices=("bundled", "shared"), default=None)
     ap.add_argument("--examples", type=int, default=4, help="lost sentences shown per dump")
     ap.add_argument("--seed", type=int, default=0, help="seed of the lost sentences shown")
+    ap.add_argument("--judge", type=Path, default=None,
+                    help="write the lost sentences shown, with our closest and the wikitext, here")
     a = ap.parse_args()
     files = inputs(a.only)
     mb = sum(p.stat().st_size for _, _, p in files) / 1e6
@@ -258,7 +299,7 @@ def main() -> None:
           f"WikiExtractor {mb / statistics.median(speed['we']):.2f}; ours / WikiExtractor "
           f"{statistics.median(ratios):.2f} (rounds {', '.join(f'{r:.2f}' for r in ratios)})")
     head = ("lang", "dump", "pages", "markup ours", "markup WE", "lost", "lost: heading",
-            "lost: WE markup", "lost: WE placeholder/emptied", "lost: URL", "lost: other",
+            "lost: code/gallery/graph", "lost: WE markup", "lost: WE placeholder/emptied", "lost: URL", "lost: other",
             "gained", "chars/page ours", "chars/page WE")
     print(" | ".join(head))
     tot: Counter = Counter()
@@ -272,12 +313,15 @@ def main() -> None:
         print(_row(lang, which, q))
     print(_row("all", "", tot))
     print("lost, other (to judge):")
-    for lang, which, s in shown:
+    for lang, which, (s, _, _) in shown:
         print(f"  {lang} {which}: {s[:220]!r}")
+    if a.judge:
+        a.judge.write_text("".join(f"--- {lang} {which}\nWE:   {s!r}\nOURS: {o!r}\nWT:   {w!r}\n\n"
+                                   for lang, which, (s, o, w) in shown), encoding="utf-8")
 
 
 def _row(lang: str, which: str, q: Counter) -> str:
-    kinds = ("heading", "markup", "placeholder", "url", "other")
+    kinds = ("heading", "code", "markup", "placeholder", "url", "other")
     lost = sum(q[f"lost_{k}"] for k in kinds)
     pct = lambda n, d: f"{100 * n / d:.2f} %" if d else "-"  # noqa: E731
     return " | ".join([lang, which, str(q["pages"]), pct(q["ours_markup"], q["ours_sents"]),

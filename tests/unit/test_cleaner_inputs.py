@@ -220,3 +220,20 @@ def test_a_bare_url_keeps_the_bracket_and_punctuation_after_it() -> None:
         == "Main article: Radio."
     assert clean("See https://en.wikipedia.org/wiki/Foo_(bar) now.") == "See now."
     assert clean("Go to http://x.org/a.html. Then stop.") == "Go to. Then stop."
+
+
+# Found reading the sentences WikiExtractor has and ours had not (BENCHMARKS.md, #14).
+@pytest.mark.parametrize("parser", ["fast", "mwparser"])
+@pytest.mark.parametrize("markup,shown", [
+    # ukwiki: a link label holding brackets leaked its target and a pipe
+    ("звука [[Неогублений голосний переднього ряду|[і]]] в", "звука [і] в"),
+    ("{{formatnum:78866}}&nbsp;км²", "78866 км²"),  # ukwiki: a parser function that shows its argument
+    ("{{ucfirst:paris}} {{formatnum:1234|R}}", "paris 1234"),
+    ("'''Теперішній час'''<br/>[[Парадигма (мовознавство)|Парадигма]]",  # no space was left
+     "Теперішній час Парадигма"),
+    ("[[:en:Red Herring]], [[:Category:X]]", "Red Herring, Category:X"),  # hywiki: visible links
+    ("{{Цитата|1=Метр є одиницею довжини}}", "Метр є одиницею довжини"),  # a quote template
+    ("{{quote|text=Paris is [[France]]'s capital.|author=X}}", "Paris is France's capital."),
+])
+def test_visible_text_found_beside_wikiextractor(parser: str, markup: str, shown: str) -> None:
+    assert clean(f"A {markup} B.", parser=parser) == f"A {shown} B."

@@ -38,9 +38,14 @@ _DROP_TAG = re.compile(rf"<({_DROP_ALT})\b[^>]*?(?:/>|>.*?</\1\s*>)", re.DOTALL 
 _SELF_DROP = re.compile(rf"<(?:{_DROP_ALT})\b[^>]*/?>", re.IGNORECASE)
 _TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9]*\b[^<>]*>")
 _INNER_TEMPLATE = re.compile(r"\{\{[^{}]*\}\}")
+# parser functions that show their argument: {{formatnum:78866}}, {{ucfirst:paris}}
+_SHOW_ARG = re.compile(r"\{\{[ \t]*(?:formatnum|lc|uc|lcfirst|ucfirst)[ \t]*:[ \t]*([^{}|]*?)[ \t]*"
+                       r"(?:\|[^{}]*)?\}\}", re.IGNORECASE)
+_BR = re.compile(r"<br[ \t]*/?[ \t]*>", re.IGNORECASE)  # a line break: a space, not nothing
 # table lines, with the newline before them (a literal first character is searched fast)
 _TABLE = re.compile(r"(\n[ \t:]*\{\||\n[ \t]*\|\})")
-_LINK = re.compile(r"\[\[([^\[\]]*)\]\]")
+# a link, innermost first; its label may hold single brackets ("[[Close front vowel|[i]]]")
+_LINK = re.compile(r"\[\[((?:[^\[\]]|\[[^\[\]]*\])*)\]\]")
 _PLAIN_LINK = re.compile(r"\[\[([^\[\]|:]*)\]\]")  # no namespace, no label: its target
 _LABEL_LINK = re.compile(r"\[\[[^\[\]|:]*\|([^\[\]|]*)\]\]")  # no namespace: its label
 _EXT_LINK = re.compile(r"\[(?:https?:|ftp:|//|mailto:)[^\s\]]*(?:\s+([^\]]*))?\]")
@@ -236,7 +241,8 @@ def _pick(params: list[str], keys: tuple) -> str:
     for k in keys:
         v = None
         if isinstance(k, int):
-            if k and -len(positional) <= k <= len(positional):
+            v = named.get(str(k)) if k > 0 else None  # "1=text" is the first positional
+            if v is None and k and -len(positional) <= k <= len(positional):
                 v = positional[k - 1 if k > 0 else k]
         else:
             v = named.get(k)
@@ -248,8 +254,12 @@ def _pick(params: list[str], keys: tuple) -> str:
 def expand_templates(text: str, templates: Iterable[str] = TEXT_TEMPLATES) -> str:
     """Text-carrying templates (``{{lang|fr|Paris}}`` -> ``Paris``) replaced by their visible
     text, innermost first; every other template is left for removal."""
+    if "{{" not in text:
+        return text
+    if ":" in text:
+        text = _SHOW_ARG.sub(r"\1", text)
     exact, prefixes, pat = template_rules(tuple(templates))
-    if pat is None or "{{" not in text:
+    if pat is None:
         return text
     starts = [(m.start(), m.end(), ns_key(m.group(1))) for m in pat.finditer(text)]
     for start, body, name in reversed(starts):  # a later start is an inner one: it goes first
@@ -282,6 +292,9 @@ def _link_text(inner: str, drop: frozenset[str]) -> str:
             label = label.rsplit("|", 1)[1]
         return label
     t = t.lstrip(":")
+    prefix, colon, rest = t.partition(":")
+    if colon and _INTERWIKI.match(prefix.strip()):  # [[:fr:Paris]] shows "fr:Paris": the name
+        t = rest.strip()
     return t.split("#", 1)[0] if not t.startswith("#") else t[1:]
 
 
@@ -357,7 +370,7 @@ def clean_fast(text: str, namespaces: Mapping | None = None, *, lang: str | None
     if "<!--" in text:
         text = _COMMENT.sub("", text)
     if "<" in text:
-        text = _SELF_DROP.sub("", _DROP_TAG.sub("", text))
+        text = _SELF_DROP.sub("", _DROP_TAG.sub("", _BR.sub("\n", text)))
     if "{{" in text:
         text = expand_templates(text, templates)
     text, ok1 = _remove_nested(text)
@@ -395,7 +408,7 @@ def _clean_mw(text: str, namespaces: Mapping | None = None, *, lang: str | None 
     import mwparserfromhell
 
     drop = drop_namespaces(namespaces, lang)
-    text = expand_templates(_COMMENT.sub("", text), templates)
+    text = expand_templates(_BR.sub("\n", _COMMENT.sub("", text)), templates)
     code = mwparserfromhell.parse(text, skip_style_tags=True)
     for node in list(code.ifilter(recursive=False)):
         _mw_remove(code, node, drop)
@@ -433,6 +446,8 @@ def _mw_remove(code, node, drop: frozenset[str]) -> None:  # type: ignore[no-unt
         prefix = title.split(":", 1)[0].strip() if ":" in title and not title.startswith(":") else ""
         if prefix and (prefix.casefold() in drop or _INTERWIKI.match(prefix)):
             code.remove(node)
+        elif title.startswith(":") and node.text is None:  # shown as its target: as the fast path
+            code.replace(node, _link_text(title, drop))
 
 
 def clean_wikitext(text: str, *, namespaces: Mapping | None = None, parser: str = "fast",
