@@ -154,6 +154,7 @@ def wikiextractor_text(folder: Path, lang: str) -> dict[int, list[str]]:
 
 
 _HEADING = re.compile(r"^=+\s*(.*?)\s*=+\s*$", re.MULTILINE)
+_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)  # "==History== <!-- … -->" is a heading
 _BLOCK = re.compile(r"<(syntaxhighlight|source|pre|code|graph|gallery|timeline|poem)\b[^>]*>(.*?)</\1\s*>",
                     re.DOTALL | re.IGNORECASE)
 
@@ -168,7 +169,7 @@ def page_info(path: Path, lang: str) -> dict[int, tuple[str, str, str]]:
             for r in rows:
                 if pagetext.is_article(r):
                     heads = [_norm(" ".join(wikitext.clean_wikitext(h)) or h)
-                             for h in _HEADING.findall(r["wikitext"])]
+                             for h in _HEADING.findall(_COMMENT.sub("", r["wikitext"]))]
                     blocks = [_norm(v) for _, b in _BLOCK.findall(r["wikitext"])
                               for v in (html.unescape(b), " ".join(wikitext.clean_wikitext(b)))]
                     out[r["page_id"]] = (f" {' | '.join(heads)} ", f" {' | '.join(blocks)} ",
