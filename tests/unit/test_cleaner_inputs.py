@@ -237,3 +237,10 @@ def test_a_bare_url_keeps_the_bracket_and_punctuation_after_it() -> None:
 ])
 def test_visible_text_found_beside_wikiextractor(parser: str, markup: str, shown: str) -> None:
     assert clean(f"A {markup} B.", parser=parser) == f"A {shown} B."
+
+
+def test_an_unclosed_link_does_not_take_the_next_paragraphs() -> None:
+    """elwiki "Αυστρία": "[[Οίκος…|δυναστείας…)" never closes; a link label may hold single
+    brackets, but the link stops at its paragraph, so 95,000 characters are not one label."""
+    text = clean("Lyon [[Foo|bar) is big [1].\n\nParis [2] is a city of [[France]].")
+    assert text.endswith("Paris [2] is a city of France.")

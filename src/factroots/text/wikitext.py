@@ -44,8 +44,9 @@ _SHOW_ARG = re.compile(r"\{\{[ \t]*(?:formatnum|lc|uc|lcfirst|ucfirst)[ \t]*:[ \
 _BR = re.compile(r"<br[ \t]*/?[ \t]*>", re.IGNORECASE)  # a line break: a space, not nothing
 # table lines, with the newline before them (a literal first character is searched fast)
 _TABLE = re.compile(r"(\n[ \t:]*\{\||\n[ \t]*\|\})")
-# a link, innermost first; its label may hold single brackets ("[[Close front vowel|[i]]]")
-_LINK = re.compile(r"\[\[((?:[^\[\]]|\[[^\[\]]*\])*)\]\]")
+# a link, innermost first; its label may hold single brackets ("[[Close front vowel|[i]]]");
+# never across a paragraph break (a "[[" left unclosed would take pages of text with it)
+_LINK = re.compile(r"\[\[((?:[^\[\]\n]|\n(?!\n)|\[[^\[\]\n]*\])*)\]\]")
 _PLAIN_LINK = re.compile(r"\[\[([^\[\]|:]*)\]\]")  # no namespace, no label: its target
 _LABEL_LINK = re.compile(r"\[\[[^\[\]|:]*\|([^\[\]|]*)\]\]")  # no namespace: its label
 _EXT_LINK = re.compile(r"\[(?:https?:|ftp:|//|mailto:)[^\s\]]*(?:\s+([^\]]*))?\]")
