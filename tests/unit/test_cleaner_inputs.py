@@ -242,5 +242,5 @@ def test_visible_text_found_beside_wikiextractor(parser: str, markup: str, shown
 def test_an_unclosed_link_does_not_take_the_next_paragraphs() -> None:
     """elwiki "Αυστρία": "[[Οίκος…|δυναστείας…)" never closes; a link label may hold single
     brackets, but the link stops at its paragraph, so 95,000 characters are not one label."""
-    text = clean("Lyon [[Foo|bar) is big [1].\n\nParis [2] has the [[Close front vowel|[i]]] sound.")
-    assert text.endswith("Paris [2] has the [i] sound."), text
+    text = clean("Lyon [[Foo|bar) is big [1].\n\nParis [2] is in France|Francia]] today.")
+    assert "Paris [2] is in" in text, text
