@@ -313,6 +313,9 @@ def main() -> None:
         tot.update(q)
         print(_row(lang, which, q))
     print(_row("all", "", tot))
+    lost = sum(tot[f"lost_{k}"] for k in ("heading", "code", "markup", "placeholder", "url", "other"))
+    print(f"WikiExtractor sentences of 20+ characters: {tot['we_long']}, lost {lost}, of which "
+          f"other {tot['lost_other']}; ours: {tot['ours_long']}, gained {tot['gained']}")
     print("lost, other (to judge):")
     for lang, which, (s, _, _) in shown:
         print(f"  {lang} {which}: {s[:220]!r}")
