@@ -1,9 +1,11 @@
 """Cleaner quality and speed beside WikiExtractor 3.1 (``--no-templates``), on the same files.
 
 For each of the 8 bundled languages (en bg bn el hy ja uk vi): the bundled sample
-(src/factroots/data/wiki/) and, when present, the real dump of ../shared/data/wikipedia/ (or
-../../shared), each written once as plain UTF-8 XML under bench/out/cleaner/ (the bg dump is
-UTF-16: transcoded), so that both tools read the same bytes. Then, per language:
+(src/factroots/data/wiki/) and, when present, every file of ../shared/data/wikipedia/ (or
+../../shared), each written once as plain UTF-8 XML under bench/out/cleaner/, so that both
+tools read the same bytes: the bg dump is UTF-16 (transcoded), the xz dumps end mid-page (kept
+as they are: both tools drop the cut page), enwiki-table-markup has no <siteinfo> (given its
+language's, without which WikiExtractor extracts nothing). Then, per dump:
 
   markup     leftover-markup rate: sentences holding wiki or HTML markup (``{{ }} [[ ]] {| |}
              '' <tag> &entity;``, link options such as ``thumb|`` or ``250px``, a file or
