@@ -244,3 +244,13 @@ def test_an_unclosed_link_does_not_take_the_next_paragraphs() -> None:
     brackets, but the link stops at its paragraph, so 95,000 characters are not one label."""
     text = clean("Lyon [[Foo|bar) is big [1].\n\nParis [2] is in France|Francia]] today.")
     assert "Paris [2] is in" in text, text
+
+
+def test_mwparser_drops_file_links_inside_tags_and_tables() -> None:
+    """ukwiki under trace.parser: mwparser: file links inside a <div> or a table cell kept
+    their size options ("межа|170px") as text."""
+    page = ("Paris is a city.\n\n<div>[[Файл:Мапа.png|межа|170px]] [[зображення:x.png|міні|Cap]]</div>"
+            "\n\n{|\n|[[File:y.jpg|140px]] Lyon\n|}\n\nNice is a city.")
+    paras = wikitext.clean_wikitext(page, parser="mwparser", lang="uk",
+                                    namespaces={6: "Файл", 14: "Категорія"})
+    assert paras == ["Paris is a city.", "Nice is a city."], paras

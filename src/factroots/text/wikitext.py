@@ -413,6 +413,7 @@ def _clean_mw(text: str, namespaces: Mapping | None = None, *, lang: str | None 
     code = mwparserfromhell.parse(text, skip_style_tags=True)
     for node in list(code.ifilter(recursive=False)):
         _mw_remove(code, node, drop)
+    _mw_remove_nested_links(code, drop)
     body = code.strip_code(normalize=True, collapse=False, keep_template_params=False)
     body = _DROP_TAG.sub("", body)
     # mwparserfromhell gives up on deep nesting and on templates that never close, and keeps
@@ -437,6 +438,19 @@ def _clean_mw(text: str, namespaces: Mapping | None = None, *, lang: str | None 
     return kept, residue
 
 
+def _mw_remove_nested_links(code, drop: frozenset[str]) -> None:  # type: ignore[no-untyped-def]
+    """File, category and interlanguage links inside tags and tables go too: strip_code would
+    keep their options and captions ("межа|170px")."""
+    for link in list(code.ifilter_wikilinks(recursive=True)):
+        title = str(link.title).strip()
+        prefix = title.split(":", 1)[0].strip() if ":" in title and not title.startswith(":") else ""
+        if prefix and (ns_key(prefix) in drop or _INTERWIKI.match(prefix)):
+            try:
+                code.remove(link)
+            except ValueError:  # inside a link removed a moment ago
+                pass
+
+
 def _mw_remove(code, node, drop: frozenset[str]) -> None:  # type: ignore[no-untyped-def]
     from mwparserfromhell.nodes import Heading, Tag, Template, Wikilink
 
@@ -445,7 +459,7 @@ def _mw_remove(code, node, drop: frozenset[str]) -> None:  # type: ignore[no-unt
     elif isinstance(node, Wikilink):
         title = str(node.title).strip()
         prefix = title.split(":", 1)[0].strip() if ":" in title and not title.startswith(":") else ""
-        if prefix and (prefix.casefold() in drop or _INTERWIKI.match(prefix)):
+        if prefix and (ns_key(prefix) in drop or _INTERWIKI.match(prefix)):
             code.remove(node)
         elif title.startswith(":") and node.text is None:  # shown as its target: as the fast path
             code.replace(node, _link_text(title, drop))
