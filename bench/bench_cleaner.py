@@ -1,17 +1,24 @@
 """Cleaner quality and speed beside WikiExtractor 3.1 (``--no-templates``), on the same files.
 
 For each of the 8 bundled languages (en bg bn el hy ja uk vi): the bundled sample
-(src/factroots/data/wiki/) and, when present, the real dump of ../shared/data/wikipedia/ (or
-../../shared), each written once as plain UTF-8 XML under bench/out/cleaner/ (the bg dump is
-UTF-16: transcoded), so that both tools read the same bytes. Then, per language:
+(src/factroots/data/wiki/) and, when present, every file of ../shared/data/wikipedia/ (or
+../../shared), each written once as plain UTF-8 XML under bench/out/cleaner/, so that both
+tools read the same bytes: the bg dump is UTF-16 (transcoded), the xz dumps end mid-page (kept
+as they are: both tools drop the cut page), enwiki-table-markup has no <siteinfo> (given its
+language's, without which WikiExtractor extracts nothing). Then, per dump:
 
   markup     leftover-markup rate: sentences holding wiki or HTML markup (``{{ }} [[ ]] {| |}
              '' <tag> &entity;``, link options such as ``thumb|`` or ``250px``, a file or
              category prefix followed by ``|``), ours and WikiExtractor's
   lost       lost-text rate: WikiExtractor sentences (20 characters or more) with no near match
              in our text of the same page (under 80 % of its word 3-grams, or character 6-grams
-             for ja, found in our page), split into what they are: a section heading (ours
-             drops headings), markup (a WikiExtractor leftover), other (printed, to be judged)
+             for ja, found in our page; a sentence of one or two words: found whole), split
+             into what they are: a section heading (ours drops headings), markup (a
+             WikiExtractor leftover), code, graph or gallery text (ours drops those blocks),
+             WikiExtractor placeholders or emptied names
+             (``formula_7``, ``codice_2``, ``""``, ``()``, ``「」``: WikiExtractor removed what we
+             keep, so the two differ), a URL (we drop bare URLs), other (a seeded sample
+             printed, to be judged by reading)
   gained     the same the other way round: our sentences with no near match in WikiExtractor's
   chars      characters of text per page (pages both tools kept)
   speed      MB of XML per core-second, ours (the pure path: parse, clean, segment) and
@@ -20,7 +27,8 @@ UTF-16: transcoded), so that both tools read the same bytes. Then, per language:
 Both texts are cut into sentences by the same segmenter (ours: ``text.segment``), so the units
 compare. Other engineers share this machine's 2 cores: the speed figures are paired ratios of
 alternated runs, not absolute rates.
-Usage: python bench/bench_cleaner.py [--rounds 2] [--only bundled|shared] [--examples 5]
+Usage: python bench/bench_cleaner.py [--rounds 2] [--only bundled|shared] [--examples 5] [--seed 0]
+       [--judge lost.txt]
 """
 
 from __future__ import annotations
@@ -28,11 +36,13 @@ from __future__ import annotations
 import argparse
 import html
 import os
+import random
 import re
 import statistics
 import subprocess
 import sys
 import tempfile
+import unicodedata
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -46,12 +56,17 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out" / "cleaner"
 SHARED = next((p for p in (ROOT.parent / "shared" / "data" / "wikipedia",
                            ROOT.parents[1] / "shared" / "data" / "wikipedia") if p.is_dir()), None)
-SHARED_FILES = {"en": "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2",
-                "bg": "bgwiki-latest-pages-articles-shortened.xml.bz2",
-                **{lg: f"{lg}wiki-truncated-100k.xml.xz" for lg in ("bn", "el", "hy", "ja", "uk", "vi")}}
+# every file of ../shared/data/wikipedia: (lang, name in the tables, file)
+SHARED_FILES = [("en", "shared", "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"),
+                ("en", "shared-tables", "enwiki-table-markup.xml.bz2"),
+                ("bg", "shared", "bgwiki-latest-pages-articles-shortened.xml.bz2"),
+                *((lg, "shared", f"{lg}wiki-truncated-100k.xml.xz")
+                  for lg in ("bn", "el", "hy", "ja", "uk", "vi"))]
 CHAR_GRAMS = {"ja", "zh", "th"}
 _MARKUP = re.compile(r"\{\{|\}\}|\[\[|\]\]|\{\||\|\}|''|</?[a-zA-Z][a-zA-Z0-9]*[ />]|&[a-z]+;|"
                      r"\b(?:thumb|thumbnail|miniatur|mini|nhỏ|upright)\s*\||\b\d+\s*(?:px|пкс)\b")
+_PLACEHOLDER = re.compile(r"\b(?:formula|codice)_\d+|\"\"|\(\s*[,;]?\s*\)|「」|（）|«»|\(\s*[,;]")
+_URL = re.compile(r"https?://|//\w|www\.")
 _DOC = re.compile(r'<doc id="(\d+)"[^>]*title="([^"]*)">\n(.*?)</doc>', re.DOTALL)
 
 
@@ -68,8 +83,21 @@ def plain_xml(lang: str, src: Path, name: str) -> Path:
         text = data.decode(info["encoding"])
         text = re.sub(r'(<\?xml[^>]*encoding=")[^"]*', r"\1utf-8", text, count=1)
         data = text.encode("utf-8")
+    if b"<siteinfo>" not in data[:200_000]:
+        data = _with_siteinfo(data, lang)
     path.write_bytes(data)
     return path
+
+
+def _with_siteinfo(data: bytes, lang: str) -> bytes:
+    """The dump with the bundled sample's <siteinfo> of its language put in: WikiExtractor
+    reads a dump without one (enwiki-table-markup) to its end looking for it, and extracts
+    nothing. Ours reads it either way (the canonical and shipped names of ``lang``)."""
+    with dumps.open_decompressed(sample_dump(lang), "bz2") as f:
+        head = f.read(200_000)
+    site = head[head.index(b"<siteinfo>"):head.index(b"</siteinfo>") + len(b"</siteinfo>")]
+    end = data.index(b">", data.index(b"<mediawiki")) + 1
+    return data[:end] + b"\n  " + site + data[end:]
 
 
 def inputs(only: str | None) -> list[tuple[str, str, Path]]:
@@ -78,8 +106,9 @@ def inputs(only: str | None) -> list[tuple[str, str, Path]]:
     for lang in sample_langs():
         if only in (None, "bundled"):
             out.append((lang, "bundled", plain_xml(lang, sample_dump(lang), "bundled")))
-        if only in (None, "shared") and SHARED is not None and (SHARED / SHARED_FILES[lang]).is_file():
-            out.append((lang, "shared", plain_xml(lang, SHARED / SHARED_FILES[lang], "shared")))
+        for lg, which, name in SHARED_FILES:
+            if lg == lang and only in (None, "shared") and SHARED and (SHARED / name).is_file():
+                out.append((lang, which, plain_xml(lang, SHARED / name, which)))
     return out
 
 
@@ -126,21 +155,39 @@ def wikiextractor_text(folder: Path, lang: str) -> dict[int, list[str]]:
     return out
 
 
-def headings(path: Path, lang: str) -> dict[int, set[str]]:
-    """The section headings of each article (WikiExtractor keeps them as sentences)."""
-    out: dict[int, set[str]] = {}
-    rx = re.compile(r"^=+\s*(.*?)\s*=+\s*$", re.MULTILINE)
+_HEADING = re.compile(r"^=+\s*(.*?)\s*=+\s*$", re.MULTILINE)
+_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)  # "==History== <!-- … -->" is a heading
+_BLOCK = re.compile(r"<(syntaxhighlight|source|pre|code|graph|gallery|timeline|poem)\b[^>]*>(.*?)</\1\s*>",
+                    re.DOTALL | re.IGNORECASE)
+
+
+def page_info(path: Path, lang: str) -> dict[int, tuple[str, str, str]]:
+    """Per article: its section headings (WikiExtractor keeps them as sentences; ours drops
+    them) and the text of its code, graph and gallery blocks (which ours drops by design),
+    each normalised and joined with `` | ``, and its wikitext."""
+    out: dict[int, tuple[str, str, str]] = {}
     for part in dumps.plan_dump(str(path), lang):
         for rows in dumps.read_partition(part):
             for r in rows:
                 if pagetext.is_article(r):
-                    out[r["page_id"]] = {_norm(" ".join(wikitext.clean_wikitext(h)) or h)
-                                         for h in rx.findall(r["wikitext"])}
+                    heads = [_norm(" ".join(wikitext.clean_wikitext(h)) or h)
+                             for h in _HEADING.findall(_COMMENT.sub("", r["wikitext"]))]
+                    blocks = [_norm(v) for _, b in _BLOCK.findall(r["wikitext"])
+                              for v in (html.unescape(b), " ".join(wikitext.clean_wikitext(b)))]
+                    out[r["page_id"]] = (f" {' | '.join(heads)} ", f" {' | '.join(blocks)} ",
+                                         r["wikitext"])
     return out
 
 
+# punctuation and symbols (not \W: that would also take the vowel signs of Indic scripts)
+_PUNCT = dict.fromkeys(i for i in range(sys.maxunicode + 1)
+                       if unicodedata.category(chr(i))[0] in "PS")
+
+
 def _norm(s: str) -> str:
-    return " ".join(re.sub(r"[^\w\s]", " ", s.casefold()).split())
+    """Case folded, punctuation deleted (WikiExtractor writes italics as quotes: ``"K"a``),
+    whitespace runs one space."""
+    return " ".join(s.casefold().translate(_PUNCT).split())
 
 
 def _grams(s: str, lang: str) -> set:
@@ -153,11 +200,18 @@ def _grams(s: str, lang: str) -> set:
 
 
 def unmatched(a: list[str], b: list[str], lang: str) -> list[str]:
-    """Sentences of ``a`` (20+ characters) with under 80 % of their n-grams in ``b``."""
+    """Sentences of ``a`` (20+ characters) with under 80 % of their n-grams in ``b`` (one or
+    two words, shorter than an n-gram: the sentence whole in ``b``'s text)."""
     pool = set().union(*(_grams(s, lang) for s in b)) if b else set()
+    whole = None
     out = []
     for s in a:
         if len(s) < 20:
+            continue
+        if lang not in CHAR_GRAMS and len(_norm(s).split()) < 3:
+            whole = f" {' '.join(map(_norm, b))} " if whole is None else whole
+            if f" {_norm(s)} " not in whole:
+                out.append(s)
             continue
         g = _grams(s, lang)
         if len(g & pool) < 0.8 * len(g):
@@ -165,10 +219,11 @@ def unmatched(a: list[str], b: list[str], lang: str) -> list[str]:
     return out
 
 
-def quality(lang: str, path: Path, mine: dict, theirs: dict, examples: int) -> dict:
+def quality(lang: str, path: Path, mine: dict, theirs: dict, examples: int,
+            rng: random.Random) -> dict:
     """The quality figures of one dump (pages both tools kept)."""
     pages = sorted(set(mine) & set(theirs))
-    heads = headings(path, lang)
+    info = page_info(path, lang)
     q: Counter = Counter()
     other: list[str] = []
     for pid in pages:
@@ -182,17 +237,40 @@ def quality(lang: str, path: Path, mine: dict, theirs: dict, examples: int) -> d
         q["we_markup"] += sum(bool(_MARKUP.search(s)) for s in b)
         q["we_long"] += sum(len(s) >= 20 for s in b)
         q["ours_long"] += sum(len(s) >= 20 for s in a)
+        heads, blocks, raw = info.get(pid, ("", "", ""))
         for s in unmatched(b, a, lang):
-            if _norm(s.rstrip(".")) in heads.get(pid, set()):
+            n = f" {_norm(s)} "
+            if n in heads:
                 q["lost_heading"] += 1
+            elif n in blocks:
+                q["lost_code"] += 1
             elif _MARKUP.search(s):
                 q["lost_markup"] += 1
+            elif _PLACEHOLDER.search(s):
+                q["lost_placeholder"] += 1
+            elif _URL.search(s):
+                q["lost_url"] += 1
             else:
                 q["lost_other"] += 1
-                other.append(s)
+                other.append((s, _closest(s, a, lang), _snippet(s, raw)))
         q["gained"] += len(unmatched(a, b, lang))
-    q["examples"] = other[:: max(1, len(other) // examples)][:examples] if other else []
+    q["examples"] = rng.sample(other, min(examples, len(other)))
     return q
+
+
+def _closest(s: str, ours: list[str], lang: str) -> str:
+    """Our sentence of the page sharing most n-grams with ``s``."""
+    g = _grams(s, lang)
+    return max(ours, key=lambda x: len(g & _grams(x, lang)), default="")
+
+
+def _snippet(s: str, wikitext_: str, width: int = 300) -> str:
+    """The wikitext around the longest word of ``s`` (where the reader judges the loss)."""
+    for w in sorted(re.findall(r"\w{4,}", s), key=len, reverse=True):
+        i = wikitext_.find(w)
+        if i >= 0:
+            return wikitext_[max(0, i - width): i + width]
+    return ""
 
 
 def main() -> None:
@@ -200,6 +278,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2, help="alternated speed rounds (default 2)")
     ap.add_argument("--only", choices=("bundled", "shared"), default=None)
     ap.add_argument("--examples", type=int, default=4, help="lost sentences shown per dump")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the lost sentences shown")
+    ap.add_argument("--judge", type=Path, default=None,
+                    help="write the lost sentences shown, with our closest and the wikitext, here")
     a = ap.parse_args()
     files = inputs(a.only)
     mb = sum(p.stat().st_size for _, _, p in files) / 1e6
@@ -221,29 +302,38 @@ def main() -> None:
           f"WikiExtractor {mb / statistics.median(speed['we']):.2f}; ours / WikiExtractor "
           f"{statistics.median(ratios):.2f} (rounds {', '.join(f'{r:.2f}' for r in ratios)})")
     head = ("lang", "dump", "pages", "markup ours", "markup WE", "lost", "lost: heading",
-            "lost: WE markup", "lost: other", "gained", "chars/page ours", "chars/page WE")
+            "lost: code/gallery/graph", "lost: WE markup", "lost: WE placeholder/emptied", "lost: URL", "lost: other",
+            "gained", "chars/page ours", "chars/page WE")
     print(" | ".join(head))
     tot: Counter = Counter()
     shown = []
+    rng = random.Random(a.seed)
     for lang, which, path in files:
         q = quality(lang, path, mine[(lang, which)], wikiextractor_text(keep / f"{lang}-{which}", lang),
-                    a.examples)
+                    a.examples, rng)
         shown += [(lang, which, s) for s in q.pop("examples")]
         tot.update(q)
         print(_row(lang, which, q))
     print(_row("all", "", tot))
+    lost = sum(tot[f"lost_{k}"] for k in ("heading", "code", "markup", "placeholder", "url", "other"))
+    print(f"WikiExtractor sentences of 20+ characters: {tot['we_long']}, lost {lost}, of which "
+          f"other {tot['lost_other']}; ours: {tot['ours_long']}, gained {tot['gained']}")
     print("lost, other (to judge):")
-    for lang, which, s in shown:
+    for lang, which, (s, _, _) in shown:
         print(f"  {lang} {which}: {s[:220]!r}")
+    if a.judge:
+        a.judge.write_text("".join(f"--- {lang} {which}\nWE:   {s!r}\nOURS: {o!r}\nWT:   {w!r}\n\n"
+                                   for lang, which, (s, o, w) in shown), encoding="utf-8")
 
 
 def _row(lang: str, which: str, q: Counter) -> str:
-    lost = q["lost_heading"] + q["lost_markup"] + q["lost_other"]
+    kinds = ("heading", "code", "markup", "placeholder", "url", "other")
+    lost = sum(q[f"lost_{k}"] for k in kinds)
     pct = lambda n, d: f"{100 * n / d:.2f} %" if d else "-"  # noqa: E731
     return " | ".join([lang, which, str(q["pages"]), pct(q["ours_markup"], q["ours_sents"]),
                        pct(q["we_markup"], q["we_sents"]), pct(lost, q["we_long"]),
-                       pct(q["lost_heading"], q["we_long"]), pct(q["lost_markup"], q["we_long"]),
-                       pct(q["lost_other"], q["we_long"]), pct(q["gained"], q["ours_long"]),
+                       *(pct(q[f"lost_{k}"], q["we_long"]) for k in kinds),
+                       pct(q["gained"], q["ours_long"]),
                        f"{q['ours_chars'] / max(1, q['pages']):.0f}",
                        f"{q['we_chars'] / max(1, q['pages']):.0f}"])
 

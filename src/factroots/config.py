@@ -53,7 +53,8 @@ TEXT_TEMPLATES = ("lang:2", "langx:2", "lang-*:1", "nowrap:1", "nobr:1", "nobrea
                   "transliteration:-1", "small:1", "smaller:1", "big:1", "sic:1",
                   "not a typo:1", "proper name:1", "abbr:1", "native name:2", "script:2",
                   "rtl-lang:2", "unicode:1", "nihongo:1", "korean:hangul,1", "zh:t,s,1",
-                  "linktext:1", "lit:1", "noitalic:1", "lang-rtl:2")
+                  "linktext:1", "lit:1", "noitalic:1", "lang-rtl:2", "quote:text,quote,1",
+                  "blockquote:text,quote,1", "quotation:1", "цитата:текст,1")
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,36 @@ def test_mwparser_leaves_no_braces_on_deep_nesting() -> None:
     assert paras == ["Paris is a city.", "Lyon is a city.", "Marseille Nice."]
 
 
+UNCLOSED = "{{Infobox city\n| name = Lyon\n| capital = {{flag|France}}\n| population = 500000"
+
+
+@pytest.mark.parametrize("parser", ["mwparser", "fast"])
+def test_a_template_that_never_closes_leaves_no_parameters(parser: str) -> None:
+    """mwparserfromhell keeps an unclosed template as text: its parameters are residue, cut
+    to the end of their paragraph and counted, the text around kept."""
+    page = f"Paris is a city.\n\n{UNCLOSED}\n\nLyon is a city.\n\nNice {{{{b|x=1|y=2 is."
+    paras, residue = wikitext.clean_text(page, parser=parser)
+    assert paras == ["Paris is a city.", "Lyon is a city.", "Nice"]
+    assert residue >= len("Infobox city | name = Lyon | capital = | population = 500000")
+    assert wikitext.clean_text("Paris is a city.", parser=parser) == (["Paris is a city."], 0)
+
+
+def test_mwparser_drops_paragraphs_that_are_still_markup() -> None:
+    paras, residue = wikitext.clean_text("Paris is a city.\n\n| name = Lyon | capital = x\n\n"
+                                         "Lyon |x| = 3 and |y| = 4.", parser="mwparser")
+    assert paras == ["Paris is a city.", "Lyon |x| = 3 and |y| = 4."]  # prose with pipes stays
+    assert residue == len("| name = Lyon | capital = x")
+
+
+def test_a_page_of_mostly_unparsed_markup_is_a_counted_reject() -> None:
+    page = "Paris is a city.\n\n" + "".join(f"{{{{Infobox|a={i}|b=2|" + "x " * 2500 + "\n\n"
+                                              for i in range(200))
+    assert wikitext.clean_page(page, len(page), parser="mwparser") == ([], "unparsed")
+    prose = "Paris is a city on the Seine. Lyon is a city too, on the Rhône, and a big one."
+    small = f"{prose}\n\n{UNCLOSED}"  # less residue than text: removed, the page kept
+    assert wikitext.clean_page(small, len(small), parser="mwparser") == ([prose], None)
+
+
 @pytest.mark.parametrize("lang", sample_langs())
 def test_bundled_samples_have_no_file_link_leftovers(lang: str) -> None:
     path = str(sample_dump(lang))
@@ -158,3 +188,69 @@ def test_real_dumps_have_no_file_prefixes_left(shared_data, lang: str) -> None:
                     text = clean(r["wikitext"], lang, namespaces=ns)
                     leaks += len(leaked(names, text))
     assert leaks == 0
+
+
+SHARED_DUMPS = {"en": "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2",
+                "bg": "bgwiki-latest-pages-articles-shortened.xml.bz2",
+                **{lg: f"{lg}wiki-truncated-100k.xml.xz" for lg in ("bn", "el", "hy", "ja", "uk", "vi")}}
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("lang", sorted(SHARED_DUMPS))
+def test_shipped_namespace_names_hold_the_real_dumps_siteinfo(shared_data, lang: str) -> None:
+    """The Media/File/Category names of each real dump's <siteinfo> are in the shipped data
+    (so the shipped names of these 8 languages are verified against a dump)."""
+    path = shared_data / "wikipedia" / SHARED_DUMPS[lang]
+    if not path.is_file():
+        pytest.skip(f"{path.name} is not in ../shared")
+    site = dumps.dump_info(str(path))["siteinfo"]
+    assert dumps.site_language(site) == lang
+    ns = {int(k): v for k, v in site["namespaces"].items()}
+    shipped = wikitext.namespace_data()["langs"][lang]
+    for key in wikitext.DROP_KEYS:
+        assert ns.get(int(key)), (lang, key)  # the dump names it
+        names = {wikitext.ns_key(n) for n in shipped[key]}
+        assert wikitext.ns_key(ns[int(key)]) in names, (lang, key, ns[int(key)], shipped[key])
+    assert lang in wikitext.namespace_data()["dump_verified"]
+
+
+def test_a_bare_url_keeps_the_bracket_and_punctuation_after_it() -> None:
+    """Found beside WikiExtractor on bnwiki: "(https://…)" lost its ")" with the URL."""
+    assert clean("Main article: Radio (https://en.wikipedia.org/wiki/Radio_broadcasting).") \
+        == "Main article: Radio."
+    assert clean("See https://en.wikipedia.org/wiki/Foo_(bar) now.") == "See now."
+    assert clean("Go to http://x.org/a.html. Then stop.") == "Go to. Then stop."
+
+
+# Found reading the sentences WikiExtractor has and ours had not (BENCHMARKS.md, #14).
+@pytest.mark.parametrize("parser", ["fast", "mwparser"])
+@pytest.mark.parametrize("markup,shown", [
+    # ukwiki: a link label holding brackets leaked its target and a pipe
+    ("звука [[Неогублений голосний переднього ряду|[і]]] в", "звука [і] в"),
+    ("{{formatnum:78866}}&nbsp;км²", "78866 км²"),  # ukwiki: a parser function that shows its argument
+    ("{{ucfirst:paris}} {{formatnum:1234|R}}", "paris 1234"),
+    ("'''Теперішній час'''<br/>[[Парадигма (мовознавство)|Парадигма]]",  # no space was left
+     "Теперішній час Парадигма"),
+    ("[[:en:Red Herring]], [[:Category:X]]", "Red Herring, Category:X"),  # hywiki: visible links
+    ("{{Цитата|1=Метр є одиницею довжини}}", "Метр є одиницею довжини"),  # a quote template
+    ("{{quote|text=Paris is [[France]]'s capital.|author=X}}", "Paris is France's capital."),
+])
+def test_visible_text_found_beside_wikiextractor(parser: str, markup: str, shown: str) -> None:
+    assert clean(f"A {markup} B.", parser=parser) == f"A {shown} B."
+
+
+def test_an_unclosed_link_does_not_take_the_next_paragraphs() -> None:
+    """elwiki "Αυστρία": "[[Οίκος…|δυναστείας…)" never closes; a link label may hold single
+    brackets, but the link stops at its paragraph, so 95,000 characters are not one label."""
+    text = clean("Lyon [[Foo|bar) is big [1].\n\nParis [2] is in France|Francia]] today.")
+    assert "Paris [2] is in" in text, text
+
+
+def test_mwparser_drops_file_links_inside_tags_and_tables() -> None:
+    """ukwiki under trace.parser: mwparser: file links inside a <div> or a table cell kept
+    their size options ("межа|170px") as text."""
+    page = ("Paris is a city.\n\n<div>[[Файл:Мапа.png|межа|170px]] [[зображення:x.png|міні|Cap]]</div>"
+            "\n\n{|\n|[[File:y.jpg|140px]] Lyon\n|}\n\nNice is a city.")
+    paras = wikitext.clean_wikitext(page, parser="mwparser", lang="uk",
+                                    namespaces={6: "Файл", 14: "Категорія"})
+    assert paras == ["Paris is a city.", "Nice is a city."], paras

@@ -74,7 +74,7 @@ def test_split_pages_rows_and_exact_counters():
                                "articles": 4, "redirects": 1, "non_articles": 1, "oversized": 1}
     assert counts["sentences"] == {"in": 4, "out": 3, "sentences": 4, "empty_articles": 1,
                                    "rejected_oversized": 1, "rejected_timeout": 0,
-                                   "rejected_clean_error": 0}
+                                   "rejected_clean_error": 0, "rejected_unparsed": 0}
     assert counts["pages"]["out"] == pages.num_rows
     assert counts["sentences"]["sentences"] == sents.num_rows
     assert storage.check_balance(counts["pages"]) and storage.check_balance(counts["sentences"])
@@ -82,14 +82,14 @@ def test_split_pages_rows_and_exact_counters():
 
 
 def test_sentence_rejects_are_counted_and_balance(monkeypatch: pytest.MonkeyPatch):
-    real = wikitext.clean_wikitext
+    real = wikitext.clean_text
 
     def flaky(text, **kw):
         if "BOOM" in text:
             raise IndexError("cleaner bug")
         return real(text, **kw)
 
-    monkeypatch.setattr(wikitext, "clean_wikitext", flaky)
+    monkeypatch.setattr(wikitext, "clean_text", flaky)
     rows = [page(1, "Fine text. Here."), page(2, "BOOM [[x]]"), page(3, "x" * 60)]
     counts = pagetext.new_counts()
     pages, sents = pagetext.split_pages(rows, "en", DUMP, counts, max_bytes=50)
@@ -97,8 +97,21 @@ def test_sentence_rejects_are_counted_and_balance(monkeypatch: pytest.MonkeyPatc
     assert sents.column("page_id").to_pylist() == [1, 1]
     assert counts["sentences"] == {"in": 3, "out": 1, "sentences": 2, "empty_articles": 0,
                                    "rejected_oversized": 1, "rejected_timeout": 0,
-                                   "rejected_clean_error": 1}
+                                   "rejected_clean_error": 1, "rejected_unparsed": 0}
     assert storage.check_balance(counts["sentences"])
+
+
+def test_unparsed_pages_are_counted_and_balance():
+    """trace.parser: mwparser on a page of hundreds of unclosed templates: a counted reject
+    (its residue would be hundreds of 5,000-character sentences), the other pages kept."""
+    junk = "".join(f"{{{{Infobox|a={i}|b=2|" + "x " * 2500 + "\n\n" for i in range(200))
+    rows = [page(1, "Fine text. Here."), page(2, "Intro.\n\n" + junk)]
+    counts = pagetext.new_counts()
+    _, sents = pagetext.split_pages(rows, "en", DUMP, counts, parser="mwparser")
+    assert sents.column("page_id").to_pylist() == [1, 1]
+    assert counts["sentences"]["rejected_unparsed"] == 1 and counts["sentences"]["out"] == 1
+    assert storage.check_balance(counts["sentences"])
+    assert max(map(len, sents.column("text").to_pylist())) < 100
 
 
 def test_unknown_page_reject_is_rejected_other_and_kept_in_stats():

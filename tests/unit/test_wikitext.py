@@ -70,9 +70,9 @@ def test_guards_count_oversized_timeout_and_errors(monkeypatch):
 
     def slow(text, **kw):
         time.sleep(2)
-        return ["never"]
+        return ["never"], 0
 
-    monkeypatch.setattr(wikitext, "clean_wikitext", slow)
+    monkeypatch.setattr(wikitext, "clean_text", slow)
     t0 = time.perf_counter()
     assert wikitext.clean_page("text", 4, timeout_s=0.2) == ([], "timeout")
     assert time.perf_counter() - t0 < 1.5  # interrupted, not waited for
@@ -80,7 +80,7 @@ def test_guards_count_oversized_timeout_and_errors(monkeypatch):
     def broken(text, **kw):
         raise IndexError("boom")
 
-    monkeypatch.setattr(wikitext, "clean_wikitext", broken)
+    monkeypatch.setattr(wikitext, "clean_text", broken)
     assert wikitext.clean_page("text", 4) == ([], "clean_error")
 
 

@@ -87,7 +87,7 @@ RAW_FIELDS = [("lang", pa.string()), ("dump", pa.string()), ("page_id", pa.int64
 PAGES_FILE = tables.stored_schema("pages")
 SENTENCES_FILE = tables.stored_schema("sentences")
 PAGE_REJECTS = ("truncated", "corrupt_stream", "parse_error")
-SENTENCE_REJECTS = ("oversized", "timeout", "clean_error")
+SENTENCE_REJECTS = ("oversized", "timeout", "clean_error", "unparsed")
 PAGE_COUNTS = ("in", "out", *(f"rejected_{r}" for r in PAGE_REJECTS), "articles", "redirects",
                "non_articles", "oversized")
 SENTENCE_COUNTS = ("in", "out", "sentences", "empty_articles",

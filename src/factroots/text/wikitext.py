@@ -38,13 +38,21 @@ _DROP_TAG = re.compile(rf"<({_DROP_ALT})\b[^>]*?(?:/>|>.*?</\1\s*>)", re.DOTALL 
 _SELF_DROP = re.compile(rf"<(?:{_DROP_ALT})\b[^>]*/?>", re.IGNORECASE)
 _TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9]*\b[^<>]*>")
 _INNER_TEMPLATE = re.compile(r"\{\{[^{}]*\}\}")
+# parser functions that show their argument: {{formatnum:78866}}, {{ucfirst:paris}}
+_SHOW_ARG = re.compile(r"\{\{[ \t]*(?:formatnum|lc|uc|lcfirst|ucfirst)[ \t]*:[ \t]*([^{}|]*?)[ \t]*"
+                       r"(?:\|[^{}]*)?\}\}", re.IGNORECASE)
+_BR = re.compile(r"<br[ \t]*/?[ \t]*>", re.IGNORECASE)  # a line break: a space, not nothing
 # table lines, with the newline before them (a literal first character is searched fast)
 _TABLE = re.compile(r"(\n[ \t:]*\{\||\n[ \t]*\|\})")
-_LINK = re.compile(r"\[\[([^\[\]]*)\]\]")
+# a link, innermost first; its label may hold single brackets ("[[Close front vowel|[i]]]");
+# never across a paragraph break (a "[[" left unclosed would take pages of text with it)
+_LINK = re.compile(r"\[\[((?:[^\[\]\n]|\n(?!\n)|\[[^\[\]\n]*\])*)\]\]")
 _PLAIN_LINK = re.compile(r"\[\[([^\[\]|:]*)\]\]")  # no namespace, no label: its target
 _LABEL_LINK = re.compile(r"\[\[[^\[\]|:]*\|([^\[\]|]*)\]\]")  # no namespace: its label
 _EXT_LINK = re.compile(r"\[(?:https?:|ftp:|//|mailto:)[^\s\]]*(?:\s+([^\]]*))?\]")
-_BARE_URL = re.compile(r"https?://\S+")
+# a bare URL ends before a closing bracket it did not open and before final punctuation
+# (as MediaWiki links it): "(https://x.org/a)" keeps its ")", "x.org/a_(b)" its own
+_BARE_URL = re.compile(r"https?://(?:[^\s<>\[\]\"()]|\([^\s()]*\))+(?<![,;.:!?])")
 _LONG_QUOTES = re.compile(r"'{6,}")  # bold + italic around removed text: nothing left to format
 # the start of a link with a namespace-like prefix (not [[:File:…]], a visible link)
 _PREFIXED_LINK = re.compile(r"\[\[[ \t]*([^\[\]|:\n]{1,60}):")
@@ -69,6 +77,9 @@ _SPACE_AFTER = (("( ", "("), ("（ ", "（"))
 _PARA_SPLIT = re.compile(r"\n[ \t]*\n+")
 _PARA_MARK = "\x00"  # cannot occur in XML text (lxml refuses it)
 _INTERWIKI = re.compile(r"^[a-z]{2,3}(?:-[a-z]+)*$")
+# a paragraph that is markup left over, not prose: wiki tokens, or template parameters
+# ("| name = x | capital = y")
+_RESIDUE = re.compile(r"\{\{|\}\}|\{\||\|\}|\[\[|\]\]|(?:\|[ \t]*[^\W\d_][^|=\n]{0,39}=[^|\n]*){2}")
 _LETTER = re.compile(r"[^\W\d_]")
 
 
@@ -144,8 +155,24 @@ def _remove_nested(text: str) -> tuple[str, bool]:
         return text.replace("}}", ""), "}}" not in text
     kept, depth, ok = _cut_balanced(_brace_parts(text), "{{".__eq__)
     if depth:
-        return _INNER_TEMPLATE.sub("", text).replace("{{", "").replace("}}", ""), False
+        return _cut_unclosed(text), False
     return kept, ok
+
+
+def _cut_unclosed(text: str) -> str:
+    """Templates that do not balance: the balanced ones removed innermost first, then each
+    ``{{`` that never closes cut to the end of its paragraph (MediaWiki shows it as literal
+    text: a template's name and parameters, never prose), stray ``}}`` dropped."""
+    prev = None
+    while prev != text:
+        prev, text = text, _INNER_TEMPLATE.sub("", text)
+    out, pos = [], 0
+    while (i := text.find("{{", pos)) >= 0:
+        out.append(text[pos:i])
+        m = _PARA_SPLIT.search(text, i)
+        pos = m.start() if m else len(text)
+    out.append(text[pos:])
+    return "".join(out).replace("}}", "")
 
 
 def _span_end(text: str, start: int, tokens: re.Pattern, opener: str, end: int | None = None
@@ -215,7 +242,8 @@ def _pick(params: list[str], keys: tuple) -> str:
     for k in keys:
         v = None
         if isinstance(k, int):
-            if k and -len(positional) <= k <= len(positional):
+            v = named.get(str(k)) if k > 0 else None  # "1=text" is the first positional
+            if v is None and k and -len(positional) <= k <= len(positional):
                 v = positional[k - 1 if k > 0 else k]
         else:
             v = named.get(k)
@@ -227,8 +255,12 @@ def _pick(params: list[str], keys: tuple) -> str:
 def expand_templates(text: str, templates: Iterable[str] = TEXT_TEMPLATES) -> str:
     """Text-carrying templates (``{{lang|fr|Paris}}`` -> ``Paris``) replaced by their visible
     text, innermost first; every other template is left for removal."""
+    if "{{" not in text:
+        return text
+    if ":" in text:
+        text = _SHOW_ARG.sub(r"\1", text)
     exact, prefixes, pat = template_rules(tuple(templates))
-    if pat is None or "{{" not in text:
+    if pat is None:
         return text
     starts = [(m.start(), m.end(), ns_key(m.group(1))) for m in pat.finditer(text)]
     for start, body, name in reversed(starts):  # a later start is an inner one: it goes first
@@ -261,6 +293,9 @@ def _link_text(inner: str, drop: frozenset[str]) -> str:
             label = label.rsplit("|", 1)[1]
         return label
     t = t.lstrip(":")
+    prefix, colon, rest = t.partition(":")
+    if colon and _INTERWIKI.match(prefix.strip()):  # [[:fr:Paris]] shows "fr:Paris": the name
+        t = rest.strip()
     return t.split("#", 1)[0] if not t.startswith("#") else t[1:]
 
 
@@ -336,7 +371,7 @@ def clean_fast(text: str, namespaces: Mapping | None = None, *, lang: str | None
     if "<!--" in text:
         text = _COMMENT.sub("", text)
     if "<" in text:
-        text = _SELF_DROP.sub("", _DROP_TAG.sub("", text))
+        text = _SELF_DROP.sub("", _DROP_TAG.sub("", _BR.sub("\n", text)))
     if "{{" in text:
         text = expand_templates(text, templates)
     text, ok1 = _remove_nested(text)
@@ -363,29 +398,57 @@ def _strip_quotes(text: str) -> str:
 def clean_mwparser(text: str, namespaces: Mapping | None = None, *, lang: str | None = None,
                    templates: Iterable[str] = TEXT_TEMPLATES) -> list[str]:
     """The mwparserfromhell cleaner: same removals, by the parse tree; what it leaves unparsed
-    (templates and tables nested deeper than it parses) is removed by the fast path's rules."""
+    (templates and tables nested deeper than it parses, templates that never close) is removed
+    by the fast path's rules, and a paragraph still holding markup is dropped."""
+    return _clean_mw(text, namespaces, lang=lang, templates=templates)[0]
+
+
+def _clean_mw(text: str, namespaces: Mapping | None = None, *, lang: str | None = None,
+              templates: Iterable[str] = TEXT_TEMPLATES) -> tuple[list[str], int]:
+    """``clean_mwparser``'s (paragraphs, characters of unparsed residue removed)."""
     import mwparserfromhell
 
     drop = drop_namespaces(namespaces, lang)
-    text = expand_templates(_COMMENT.sub("", text), templates)
+    text = expand_templates(_BR.sub("\n", _COMMENT.sub("", text)), templates)
     code = mwparserfromhell.parse(text, skip_style_tags=True)
     for node in list(code.ifilter(recursive=False)):
         _mw_remove(code, node, drop)
+    _mw_remove_nested_links(code, drop)
     body = code.strip_code(normalize=True, collapse=False, keep_template_params=False)
     body = _DROP_TAG.sub("", body)
-    # mwparserfromhell gives up on deep nesting and keeps it as text: remove it as the fast
-    # path does (balanced spans, else innermost first and stray braces)
+    # mwparserfromhell gives up on deep nesting and on templates that never close, and keeps
+    # them as text: remove them as the fast path does (balanced spans, else innermost first
+    # and each unclosed one to its paragraph's end); what goes is counted as residue
+    before = len(body)
     body, _ = _remove_nested(body)
     body, balanced = _remove_tables(body)
     if not balanced:  # a table that never closes: its lines go
         body = "\n".join(ln for ln in body.split("\n")
                          if not ln.lstrip().startswith(("{|", "|", "!")))
+    residue = before - len(body)
     body = _TAG.sub("", body)
     if "[[" in body:
         body = _replace_links(body, drop)
     body = _strip_quotes(body)
     body = _MAGIC.sub("", body)
-    return _to_paragraphs(body)
+    paras = _to_paragraphs(body)
+    kept = [p for p in paras if not _RESIDUE.search(p)]
+    if len(kept) < len(paras):
+        residue += sum(map(len, paras)) - sum(map(len, kept))
+    return kept, residue
+
+
+def _mw_remove_nested_links(code, drop: frozenset[str]) -> None:  # type: ignore[no-untyped-def]
+    """File, category and interlanguage links inside tags and tables go too: strip_code would
+    keep their options and captions ("межа|170px")."""
+    for link in list(code.ifilter_wikilinks(recursive=True)):
+        title = str(link.title).strip()
+        prefix = title.split(":", 1)[0].strip() if ":" in title and not title.startswith(":") else ""
+        if prefix and (ns_key(prefix) in drop or _INTERWIKI.match(prefix)):
+            try:
+                code.remove(link)
+            except ValueError:  # inside a link removed a moment ago
+                pass
 
 
 def _mw_remove(code, node, drop: frozenset[str]) -> None:  # type: ignore[no-untyped-def]
@@ -396,23 +459,34 @@ def _mw_remove(code, node, drop: frozenset[str]) -> None:  # type: ignore[no-unt
     elif isinstance(node, Wikilink):
         title = str(node.title).strip()
         prefix = title.split(":", 1)[0].strip() if ":" in title and not title.startswith(":") else ""
-        if prefix and (prefix.casefold() in drop or _INTERWIKI.match(prefix)):
+        if prefix and (ns_key(prefix) in drop or _INTERWIKI.match(prefix)):
             code.remove(node)
+        elif title.startswith(":") and node.text is None:  # shown as its target: as the fast path
+            code.replace(node, _link_text(title, drop))
 
 
 def clean_wikitext(text: str, *, namespaces: Mapping | None = None, parser: str = "fast",
                    lang: str | None = None, templates: Iterable[str] = TEXT_TEMPLATES) -> list[str]:
     """Paragraphs of plain text from wikitext (links to text, text-carrying templates to their
     text, other templates and markup removed)."""
+    return clean_text(text, namespaces=namespaces, parser=parser, lang=lang,
+                      templates=templates)[0]
+
+
+def clean_text(text: str, *, namespaces: Mapping | None = None, parser: str = "fast",
+               lang: str | None = None, templates: Iterable[str] = TEXT_TEMPLATES
+               ) -> tuple[list[str], int]:
+    """``clean_wikitext``'s paragraphs and the characters of markup that mwparserfromhell left
+    unparsed and the cleaner removed (0 where the fast path's markup balanced)."""
     if parser == "mwparser":
-        return clean_mwparser(text, namespaces, lang=lang, templates=templates)
+        return _clean_mw(text, namespaces, lang=lang, templates=templates)
     paras, balanced = clean_fast(text, namespaces, lang=lang, templates=templates)
     if balanced or len(text) > MW_MAX_CHARS:
-        return paras
+        return paras, 0
     try:
-        return clean_mwparser(text, namespaces, lang=lang, templates=templates)
+        return _clean_mw(text, namespaces, lang=lang, templates=templates)
     except Exception:  # noqa: BLE001 - mwparserfromhell has known crashes: keep the fast result
-        return paras
+        return paras, 0
 
 
 class PageTimeout(Exception):
@@ -430,7 +504,9 @@ def clean_page(text: str | None, length: int, *, namespaces: Mapping | None = No
     """Guarded ``clean_wikitext``: (paragraphs, None) or ([], reject reason).
 
     Reasons: ``oversized`` (over ``max_bytes``), ``timeout`` (slower than ``timeout_s``; where
-    signals are available the work is also interrupted), ``clean_error`` (the cleaner raised).
+    signals are available the work is also interrupted), ``clean_error`` (the cleaner raised),
+    ``unparsed`` (more markup that mwparserfromhell could not parse was removed than text is
+    left: the page is mostly unparsed markup; a smaller residue is removed and the page kept).
     """
     if text is None or length > max_bytes:
         return [], "oversized"
@@ -442,8 +518,8 @@ def clean_page(text: str | None, length: int, *, namespaces: Mapping | None = No
         if use_alarm:
             old = signal.signal(signal.SIGALRM, _alarm)
             signal.setitimer(signal.ITIMER_REAL, timeout_s)
-        paras = clean_wikitext(text, namespaces=namespaces, parser=parser, lang=lang,
-                               templates=templates)
+        paras, residue = clean_text(text, namespaces=namespaces, parser=parser, lang=lang,
+                                    templates=templates)
     except PageTimeout:
         return [], "timeout"
     except RecursionError:
@@ -456,4 +532,6 @@ def clean_page(text: str | None, length: int, *, namespaces: Mapping | None = No
             signal.signal(signal.SIGALRM, old)
     if timeout_s > 0 and time.perf_counter() - t0 > timeout_s:
         return [], "timeout"
+    if residue > sum(map(len, paras)):
+        return [], "unparsed"
     return paras, None

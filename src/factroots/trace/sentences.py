@@ -45,7 +45,7 @@ def build_sentences(raw_df: DataFrame, cfg: Any) -> DataFrame:
 
 def sentence_stats(clean_df: DataFrame) -> dict[str, dict]:
     """From ``clean_pages`` output, per language: ``in`` (articles), ``out`` (articles
-    cleaned), ``rejected_<reason>`` for oversized / timeout / clean_error, ``sentences`` and
+    cleaned), ``rejected_<reason>`` for oversized / timeout / clean_error / unparsed, ``sentences`` and
     ``empty_articles`` (no sentence)."""
     marker = F.col("para_idx") < 0
     reject = F.col("reject")
