@@ -1,18 +1,21 @@
-"""Run with: spark-submit spark_jobs/trace_job.py --conf conf/cluster.yaml
+"""Run with: spark_jobs/submit.sh --master spark://host:7077 --conf conf/cluster.yaml
 
 Wikipedia dumps -> pages -> sentences -> mentions -> cooccurrence for the facts under `out`.
-The code lives in factroots.trace.job; this file only parses arguments and starts the session.
+The code lives in factroots.trace.job; this file only parses arguments, starts the session and
+checks that the executors run the driver's code and dependencies (factroots.trace.executors).
 See spark_jobs/README.md for shipping the package and its compiled dependencies.
 """
 
 import argparse
 import logging
+import sys
 
 from pyspark.sql import SparkSession
 
 from factroots import pipeline
 from factroots.config import load_config
-from factroots.trace import job
+from factroots.errors import FactrootsError
+from factroots.trace import executors, job
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -25,6 +28,10 @@ if __name__ == "__main__":
     cfg = pipeline.resolve_lab(load_config(args.conf, {"out": args.out, "langs": langs}))
     spark = SparkSession.builder.appName("factroots-trace").getOrCreate()
     try:
+        executors.check(spark)
         print(job.run(spark, cfg))
+    except FactrootsError as exc:  # one line, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     finally:
         spark.stop()

@@ -38,6 +38,7 @@ from factroots.text.normalize import NORMALIZER
 from factroots.trace import chunks as chunks_mod
 from factroots.trace import dump_source
 from factroots.trace.cooccurrence import build_cooccurrence
+from factroots.trace.executors import check as check_executors  # #17
 from factroots.trace.mentions import build_mentions
 from factroots.trace.names import build_names, fact_flags, read_aliases
 from factroots.trace.tokenizer import resolve_tokenizer
@@ -285,6 +286,7 @@ def main(cfg: RunConfig) -> Path:
     """Build a session from ``cfg.trace``, run the trace stage, stop the session."""
     spark = session(cfg)
     try:
+        check_executors(spark)  # #17: a cluster's executors run the driver's code (local: no-op)
         return run(spark, cfg)
     finally:
         spark.stop()
