@@ -48,8 +48,10 @@ def with_settings(block: str, **values: str) -> str:
     return block
 
 
-def run(cmd: list[str], env: dict, timeout: int = 900, on_start=None) -> subprocess.CompletedProcess:
-    """Run ``cmd`` in its own process group (killed whole on a timeout); output captured."""
+def run(cmd: list[str], env: dict, log: Path, timeout: int = 900,
+        on_start=None) -> subprocess.CompletedProcess:
+    """Run ``cmd`` in its own process group (killed whole on a timeout); its output is
+    returned and kept in ``log`` (beside the run's ``out``) for a failure's diagnosis."""
     with subprocess.Popen(cmd, env={**env, "PYTHON": sys.executable}, cwd=ROOT, text=True,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           start_new_session=True) as proc:
@@ -63,6 +65,7 @@ def run(cmd: list[str], env: dict, timeout: int = 900, on_start=None) -> subproc
             out, err = proc.communicate()
         if watcher:
             watcher.join(timeout=60)
+        log.write_text(f"$ {' '.join(cmd)}\n{out}\n--- stderr\n{err}", encoding="utf-8")
         return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
@@ -94,7 +97,7 @@ def local(inputs: Inputs) -> dict[str, pa.Table]:
     """The same trace in local mode (`factroots trace`), the reference for every cluster run."""
     conf, out = inputs.conf("local")
     proc = run([str(Path(sys.executable).parent / "factroots"), "trace", "--conf", str(conf)],
-               dict(os.environ), timeout=600)
+               dict(os.environ), out.parent / "run.log", timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return read_all(out)
 
@@ -102,7 +105,7 @@ def local(inputs: Inputs) -> dict[str, pa.Table]:
 def test_readme_commands_give_local_mode_tables(cluster: Cluster, inputs: Inputs, local) -> None:
     conf, out = inputs.conf("readme")
     block = with_settings(readme_block(), MASTER=cluster.master, CONF=str(conf))
-    proc = run(["bash", "-euo", "pipefail", "-c", block], cluster.env)
+    proc = run(["bash", "-euo", "pipefail", "-c", block], cluster.env, out.parent / "run.log")
     assert proc.returncode == 0, proc.stderr[-4000:]
     printed = proc.stdout.splitlines()[0]
     # the printed line is the one that ran: the packed env for the executors, the zip for the
@@ -111,8 +114,8 @@ def test_readme_commands_give_local_mode_tables(cluster: Cluster, inputs: Inputs
     assert "spark.pyspark.python=./environment/bin/python" in printed
     assert f"spark.pyspark.driver.python={sys.executable}" in printed
     assert "spark.executor.memory=512m" in printed and "spark.executor.cores=1" in printed
-    assert re.search(r"executor check: 2 executors run factroots", proc.stderr), \
-        proc.stderr[-3000:]
+    assert "spark.cores.max=2" in printed
+    assert "executor check: 2 of 2 executors run factroots" in proc.stderr
     assert_same_tables(local, out)
 
 
@@ -130,7 +133,7 @@ exec {sys.executable} "$@"
     python.chmod(0o755)
     conf, out = inputs.conf("missing_dep")
     proc = run([SUBMIT, "--master", cluster.master, "--conf", str(conf), "--route", "shared",
-                "--python", str(python)], cluster.env, timeout=600)
+                "--python", str(python)], cluster.env, out.parent / "run.log", timeout=600)
     assert proc.returncode == 2, proc.stderr[-3000:]
     [line] = error_lines(proc.stderr)
     assert "an executor runs other code than the driver" in line
@@ -143,7 +146,7 @@ def test_executors_that_fit_no_worker_stop_the_run(cluster: Cluster, inputs: Inp
     conf, out = inputs.conf("too_big")
     proc = run([SUBMIT, "--master", cluster.master, "--conf", str(conf), "--route", "shared",
                 "--", "--executor-memory", "2g", "--conf", "spark.factroots.executorTimeout=20"],
-               cluster.env, timeout=600)
+               cluster.env, out.parent / "run.log", timeout=600)
     assert proc.returncode == 2, proc.stderr[-3000:]
     [line] = error_lines(proc.stderr)
     assert "did not run within 20 s" in line and "0 executors registered" in line
@@ -185,7 +188,7 @@ def test_a_worker_killed_mid_stage_changes_nothing(cluster: Cluster, inputs: Inp
                 "--", "--conf", f"spark.ui.port={ui.rsplit(':', 1)[1]}",
                 "--conf", "spark.eventLog.enabled=true",
                 "--conf", f"spark.eventLog.dir=file://{events}"],
-               cluster.env, on_start=_kill_mid_stage(cluster, ui, killed))
+               cluster.env, out.parent / "run.log", on_start=_kill_mid_stage(cluster, ui, killed))
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert killed, "no stage ran on both executors at once: nothing was killed"
     assert killed["done"] < killed["tasks"]  # mid-stage: tasks were left

@@ -128,7 +128,7 @@ def check(spark: Any, timeout_s: float | None = None) -> int:
         return 0
     timeout = float(timeout_s if timeout_s is not None
                     else sc.getConf().get(TIMEOUT_KEY, str(TIMEOUT_S)))
-    n_tasks = max(4, 2 * sc.defaultParallelism)
+    n_tasks = max(4, 4 * sc.defaultParallelism)
     report_task = _by_value(_report_task)
     group = f"factroots-executor-check-{time.time_ns()}"
     sc.setJobGroup(group, JOB_DESC, interruptOnCancel=True)
@@ -149,8 +149,8 @@ def check(spark: Any, timeout_s: float | None = None) -> int:
     seen = len({r.get("where") for r in reports})
     driver = environment()
     compare(driver, reports)
-    log.info("executor check: %d executors run factroots %s (code %s) and the driver's "
-             "dependencies", seen, driver["factroots"], driver["code"])
+    log.info("executor check: %d of %d executors run factroots %s (code %s) and the driver's "
+             "dependencies", seen, _n_executors(sc), driver["factroots"], driver["code"])
     return seen
 
 
@@ -174,8 +174,8 @@ _NO_EXECUTOR_FIX = ("size the executors to the workers (spark_jobs/submit.sh doe
 def _no_executor(sc: Any, timeout: float) -> str:
     conf = sc.getConf()
     mem = conf.get("spark.executor.memory", "1g")
-    n = sc._jsc.sc().getExecutorMemoryStatus().size() - 1  # minus the driver's block manager
-    msg = (f"the executor check did not run within {timeout:g} s on {sc.master}: {n} executors "
+    msg = (f"the executor check did not run within {timeout:g} s on {sc.master}: "
+           f"{_n_executors(sc)} executors "
            f"registered, each asks spark.executor.memory={mem}")
     if sc.master.startswith("spark://"):
         try:
@@ -186,6 +186,10 @@ def _no_executor(sc: Any, timeout: float) -> str:
         except ConfigError:
             pass
     return msg
+
+
+def _n_executors(sc: Any) -> int:
+    return sc._jsc.sc().getExecutorMemoryStatus().size() - 1  # minus the driver's own
 
 
 def master_ui(master: str) -> str:
@@ -225,7 +229,7 @@ def alive_workers(state: dict) -> list[dict]:
 
 def fit(state: dict, max_heap_mb: int = MAX_HEAP_MB) -> dict[str, str]:
     """Executor settings that fit every alive worker: one executor per worker with all its
-    cores, a heap of half its memory (512 MB to ``max_heap_mb``).
+    cores, a heap of half its memory (512 MB to ``max_heap_mb``), all workers used.
 
     The other half is for the Python workers, which do the trace's work and whose memory the
     standalone master does not count. Raises ``ConfigError`` when a worker is too small.
@@ -242,7 +246,11 @@ def fit(state: dict, max_heap_mb: int = MAX_HEAP_MB) -> dict[str, str]:
                               f"{MIN_HEAP_MB} MB per executor",
                               "give each worker at least 1g (SPARK_WORKER_MEMORY or --memory)")
         heap = MIN_HEAP_MB
-    return {"spark.executor.memory": f"{heap}m", "spark.executor.cores": str(cores)}
+    # all the workers' cores, and the first job waits (30 s at most) until every executor is
+    # up: the executor check then sees them all
+    return {"spark.executor.memory": f"{heap}m", "spark.executor.cores": str(cores),
+            "spark.cores.max": str(sum(int(w["cores"]) for w in workers)),
+            "spark.scheduler.minRegisteredResourcesRatio": "1.0"}
 
 
 def _main(argv: list[str] | None = None) -> int:
