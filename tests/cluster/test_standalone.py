@@ -88,8 +88,9 @@ def assert_same_tables(local: dict[str, pa.Table], out: Path) -> None:
     assert {lg: r["status"] for lg, r in report.items()} == {"en": "done", "uk": "done"}
 
 
-def error_lines(stderr: str) -> list[str]:
-    return [ln for ln in stderr.splitlines() if ln.startswith("error: ")]
+def error_lines(proc: subprocess.CompletedProcess) -> list[str]:
+    """The run's ``error:`` lines (spark-submit merges the driver's stderr into stdout)."""
+    return [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.startswith("error: ")]
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +116,8 @@ def test_readme_commands_give_local_mode_tables(cluster: Cluster, inputs: Inputs
     assert f"spark.pyspark.driver.python={sys.executable}" in printed
     assert "spark.executor.memory=512m" in printed and "spark.executor.cores=1" in printed
     assert "spark.cores.max=2" in printed
-    assert "executor check: 2 of 2 executors run factroots" in proc.stderr
+    # spark-submit merges the driver Python's stderr into its stdout
+    assert "executor check: 2 of 2 executors run factroots" in proc.stdout
     assert_same_tables(local, out)
 
 
@@ -135,7 +137,7 @@ exec {sys.executable} "$@"
     proc = run([SUBMIT, "--master", cluster.master, "--conf", str(conf), "--route", "shared",
                 "--python", str(python)], cluster.env, out.parent / "run.log", timeout=600)
     assert proc.returncode == 2, proc.stderr[-3000:]
-    [line] = error_lines(proc.stderr)
+    [line] = error_lines(proc)
     assert "an executor runs other code than the driver" in line
     assert "tokenizers 0.23" in line or "tokenizers" in line
     assert "missing (ImportError) there" in line
@@ -148,7 +150,7 @@ def test_executors_that_fit_no_worker_stop_the_run(cluster: Cluster, inputs: Inp
                 "--", "--executor-memory", "2g", "--conf", "spark.factroots.executorTimeout=20"],
                cluster.env, out.parent / "run.log", timeout=600)
     assert proc.returncode == 2, proc.stderr[-3000:]
-    [line] = error_lines(proc.stderr)
+    [line] = error_lines(proc)
     assert "did not run within 20 s" in line and "0 executors registered" in line
     assert "spark.executor.memory=2g" in line and "1024 MB / 1 cores" in line
     assert not (out / "pages").exists()
