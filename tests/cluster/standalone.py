@@ -134,7 +134,7 @@ class Inputs:
         conf = {"out": str(out), "langs": LANGS, "probe": {"model": "none"},
                 "trace": {"dumps": {lg: [str(self.folder / f"{lg}wiki-ms-pages-articles-"
                                              "multistream.xml.bz2")] for lg in LANGS},
-                          "partitions_per_file": 4,
+                          "partitions_per_file": 4, "write_mentions": True,
                           "chunk_tokenizer": str(self.folder / "tok.json")}}
         path = self.folder / name / "trace.yaml"
         path.write_text(yaml.safe_dump(conf), encoding="utf-8")

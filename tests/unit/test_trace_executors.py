@@ -35,6 +35,22 @@ def test_the_code_zip_has_the_fingerprint_of_the_driver_code(tmp_path: Path) -> 
     assert env == executors.environment()
 
 
+def test_the_code_zip_reads_its_shipped_data(tmp_path: Path) -> None:
+    # the cleaner reads data/namespaces from the package: from a zip it must still find it
+    # (a Path(__file__) read failed there and every page became a clean_error reject)
+    zipped = subprocess.run([sys.executable, str(ROOT / "spark_jobs" / "package.py"), "zip",
+                             "--build", str(tmp_path)], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    probe = ("import sys, json; sys.path.insert(0, sys.argv[1]); from factroots.text import "
+             "wikitext as w; print(json.dumps([w.__file__, w.clean_page("
+             "'Kyiv [[Файл:K.jpg|thumb|x]] is a [[city]].', 40, lang='uk')]))")
+    got = subprocess.run([sys.executable, "-c", probe, zipped], capture_output=True, text=True,
+                         check=True, cwd=tmp_path)
+    where, (paras, reject) = json.loads(got.stdout)
+    assert where.startswith(zipped)
+    assert reject is None and paras == ["Kyiv is a city."]
+
+
 def test_one_changed_file_changes_the_fingerprint(tmp_path: Path) -> None:
     import shutil
 
