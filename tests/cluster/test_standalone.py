@@ -194,13 +194,17 @@ def test_a_worker_killed_mid_stage_changes_nothing(cluster: Cluster, inputs: Inp
     proc = run([SUBMIT, "--master", cluster.master, "--conf", str(conf), "--route", "shared",
                 "--", "--conf", f"spark.ui.port={ui.rsplit(':', 1)[1]}",
                 "--conf", "spark.eventLog.enabled=true",
+                # one plain JSON-lines file (Spark 4 rolls and zstd-compresses by default)
+                "--conf", "spark.eventLog.rolling.enabled=false",
+                "--conf", "spark.eventLog.compress=false",
                 "--conf", f"spark.eventLog.dir=file://{events}"],
                cluster.env, out.parent / "run.log", on_start=_kill_mid_stage(cluster, ui, killed, notes))
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert killed, f"no stage ran on both executors at once: nothing was killed ({notes})"
     assert killed["done"] < killed["tasks"]  # mid-stage: tasks were left
     # Spark saw the executor go and reran what it was running
-    log = "\n".join(p.read_text() for p in events.iterdir())
+    log = "\n".join(p.read_text() for p in events.rglob("*")
+                    if p.is_file() and not p.name.startswith("."))
     evs = [json.loads(ln) for ln in log.splitlines() if ln.strip()]
     assert any(e["Event"] == "SparkListenerExecutorRemoved" for e in evs)
     lost = [e for e in evs if e["Event"] == "SparkListenerTaskEnd"
