@@ -147,11 +147,11 @@ exec {sys.executable} "$@"
 def test_executors_that_fit_no_worker_stop_the_run(cluster: Cluster, inputs: Inputs) -> None:
     conf, out = inputs.conf("too_big")
     proc = run([SUBMIT, "--master", cluster.master, "--conf", str(conf), "--route", "shared",
-                "--", "--executor-memory", "2g", "--conf", "spark.factroots.executorTimeout=20"],
+                "--", "--executor-memory", "2g", "--conf", "spark.factroots.executorTimeout=10"],
                cluster.env, out.parent / "run.log", timeout=600)
     assert proc.returncode == 2, proc.stderr[-3000:]
     [line] = error_lines(proc)
-    assert "did not run within 20 s" in line and "0 executors registered" in line
+    assert "did not run within 10 s" in line and "0 executors registered" in line
     assert "spark.executor.memory=2g" in line and "1024 MB / 1 cores" in line
     assert not (out / "pages").exists()
 
