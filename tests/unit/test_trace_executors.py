@@ -121,3 +121,18 @@ def test_fit_cli_fails_in_one_line_when_no_master_answers() -> None:
                            "--timeout", "0"], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: the Spark master at")
+
+
+def test_unreadable_package_data_is_a_difference(monkeypatch: pytest.MonkeyPatch) -> None:
+    from factroots.text import wikitext
+
+    def broken() -> dict:
+        raise FileNotFoundError("namespaces.json")
+
+    driver = executors.environment()
+    monkeypatch.setattr(wikitext, "namespace_data", broken)
+    there = executors.environment()
+    assert driver["data"] == "53 namespace languages"
+    assert there["data"] == "unreadable (FileNotFoundError)"
+    assert executors.differences(driver, there) == [
+        "data 53 namespace languages on the driver, unreadable (FileNotFoundError) there"]

@@ -63,9 +63,15 @@ def _sources(node: Any, prefix: str) -> list[tuple[str, bytes]]:
 
 
 def environment() -> dict[str, str]:
-    """What this process runs: factroots version and code, Python, pyspark and each dependency."""
+    """What this process runs: factroots version, code and data, Python, pyspark and each
+    dependency."""
     env = {"factroots": __version__, "code": code_fingerprint(),
            "python": f"{sys.version_info[0]}.{sys.version_info[1]}"}
+    try:  # the package's data files (the cleaner's namespaces) must read from the code zip too
+        from factroots.text.wikitext import namespace_data
+        env["data"] = f"{len(namespace_data()['langs'])} namespace languages"
+    except Exception as exc:  # noqa: BLE001 - unreadable data is a difference like any other
+        env["data"] = f"unreadable ({type(exc).__name__})"
     for module, dist in {"pyspark": "pyspark", **DEPS}.items():
         try:
             mod = __import__(module)
