@@ -25,13 +25,13 @@ if __name__ == "__main__":
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     langs = args.langs.split(",") if args.langs else None
-    cfg = pipeline.resolve_lab(load_config(args.conf, {"out": args.out, "langs": langs}))
-    spark = SparkSession.builder.appName("factroots-trace").getOrCreate()
-    try:
-        executors.check(spark)
-        print(job.run(spark, cfg))
-    except FactrootsError as exc:  # one line, not a traceback
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-    finally:
-        spark.stop()
+    try:  # one line and a non-zero exit when a language fails (<out>/run_report.json)
+        plan = pipeline.plan(load_config(args.conf, {"out": args.out, "langs": langs}))
+        spark = SparkSession.builder.appName("factroots-trace").getOrCreate()
+        try:
+            executors.check(spark)  # #17: the executors run the driver's code and dependencies
+            print(job.run(spark, plan))
+        finally:
+            spark.stop()
+    except FactrootsError as exc:
+        sys.exit(f"Error: {exc}")

@@ -81,6 +81,6 @@ def test_a_rerun_skips_finished_work(main_job) -> None:  # type: ignore[no-untyp
     from factroots.probe import job as probe_job
 
     lab_job.build(cfg)
-    probe_job.run(pipeline.resolve_lab(cfg))
+    probe_job.run(pipeline.plan(cfg))
     assert (out / "lab" / "model" / "model.safetensors").stat().st_mtime == model
     assert {lg: storage.read_manifest(out, "predictions", lg)["created"] for lg in LANGS} == before

@@ -149,7 +149,7 @@ def _check_inputs() -> tuple[pa.Table, ...]:
                                 "reason": "", "source_langs": ["uk"], "partner_langs": [], "partner_jaccard": [],
                                 "partner_threshold": [], "partner_pvalue": [], "shared_with": [],
                                 "causal_shared_with": [], "causal": "untested", "causal_reason": ""}])
-    for f in tables.spec("fact_labels").schema:  # columns added by #15 (labels): neutral values
+    for f in tables.spec("fact_labels").schema:  # the null-model and control columns: neutral values
         if f.name not in labels.columns:
             labels[f.name] = [[] for _ in range(len(labels))] if pa.types.is_list(f.type) else None
     conv = lambda name, df: tables.conform(name, pa.Table.from_pandas(df, preserve_index=False))

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("run")
     build_run(out)
-    label_job.run(load_config(None, {"out": str(out), "label.min_null": 1}))
+    label_job.run(load_config(None, {"out": str(out), "label.min_null": 1, "probe.model": ""}))
     return out
 
 
@@ -80,6 +80,20 @@ def test_report_degrades_without_stages(tmp_path: Path) -> None:
     assert "No trace pages/sentences" in text and not (md.parent / "report.html").exists()
     empty = report_job.run(load_config(None, {"out": str(tmp_path / "nothing")}))
     assert "`facts` is missing" in empty.read_text()
+
+
+def test_report_names_what_failed_in_the_run(tmp_path: Path) -> None:
+    write(tmp_path, "facts", facts([("en", "a", "P19"), ("de", "a", "P19")]))
+    assert "Failed in this run" not in report_job.run(
+        load_config(None, {"out": str(tmp_path), "report.formats": ["md"]})).read_text()
+    failed = [{"stage": "trace", "table": "cooccurrence", "lang": "de",
+               "error": "dump de.xml is not a MediaWiki XML dump"}]
+    (tmp_path / "run_report.json").write_text(json.dumps({"ok": False, "failed": failed}))
+    text = report_job.run(load_config(None, {"out": str(tmp_path),
+                                             "report.formats": ["md"]})).read_text()
+    assert "Failed in this run" in text and "1 partition(s) failed" in text
+    assert "not a MediaWiki XML dump" in text and text.index("Failed in this run") < text.index(
+        "Missing inputs")
 
 
 def test_notebook_has_no_outputs_and_no_logic() -> None:

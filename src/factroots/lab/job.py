@@ -3,8 +3,8 @@
 ``build`` writes, under ``<out>/lab/``: ``dumps/<lang>wiki-lab-pages-articles-multistream.xml.bz2``
 (with its index) per lab language, ``model/`` (a Hugging Face model folder with tokenizer.json)
 and ``lab.json`` (fingerprint, paths, training log, the model's P@1 on the plan's groups); and
-the `planted_facts` table. It is cached: a rerun with the same lab config, facts, samples and
-lab code version returns at once. ``check`` compares the trace and label tables with the plan
+the `planted_facts` table. It is cached (the runner's skip-if-done): a rerun with the same lab
+config, facts, samples (by content) and lab code version returns at once. ``check`` compares the trace and label tables with the plan
 and writes `lab_check` (and ``<out>/lab/check.md``).
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -21,13 +20,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from factroots import __version__, storage
+from factroots import storage
 from factroots.config import RunConfig, to_dict
-from factroots.errors import ConfigError, MissingTableError
+from factroots.errors import ConfigError, ShardError
 from factroots.lab import corpus as lc
 from factroots.lab import planted_facts as pf
 from factroots.lab import train as lt
 from factroots.lab.lab_check import build_lab_check, check_markdown
+from factroots.runner import Plan, Stage, Work, plan_of, run_stage
 from factroots.text import match as tmatch
 from factroots.text.samples import sample_dump, sample_langs
 
@@ -66,45 +66,48 @@ def lab_langs(cfg: RunConfig) -> list[str]:
     return list(dict.fromkeys(cfg.lab.langs))
 
 
-def fingerprint(cfg: RunConfig) -> str:
-    """Hash of everything the lab's outputs depend on."""
-    out = cfg.path(cfg.out)
-    facts_fp = {}
-    for lg in lab_langs(cfg):
-        m = storage.read_manifest(out, "facts", lg)
-        if m is None:
-            raise MissingTableError(f"the facts of lab language {lg} are missing under {out}",
-                                    "run `factroots facts` (or `factroots run`) first")
-        facts_fp[lg] = m.get("fingerprint")
-    samples = {lg: os.path.getsize(sample_dump(lg)) for lg in lab_langs(cfg)}
-    t = cfg.trace
-    return storage.fingerprint(LAB_VERSION, __version__, to_dict(cfg.lab), facts_fp, samples,
-                               t.min_name_len, t.substring_langs, t.left_boundary_langs,
-                               cfg.label.naming_relations)
+def _settings(plan: Plan) -> dict:
+    """What the lab's outputs depend on besides the facts and the bundled samples."""
+    cfg, t = plan.cfg, plan.cfg.trace
+    return {"lab": to_dict(cfg.lab), "min_name_len": t.min_name_len,
+            "substring_langs": t.substring_langs, "left_boundary_langs": t.left_boundary_langs,
+            "naming": cfg.label.naming_relations}
+
+
+def _samples(plan: Plan, lang: str) -> list[Path]:
+    return [Path(sample_dump(lg)) for lg in lab_langs(plan.cfg)]
 
 
 def _dump_path(cfg: RunConfig, lang: str) -> Path:
     return lab_dir(cfg) / "dumps" / f"{lang}wiki-lab-pages-articles-multistream.xml.bz2"
 
 
-def _cached(cfg: RunConfig, fp: str) -> bool:
+def _built(cfg: RunConfig) -> bool:
+    """True when the lab's files (manifest, model, every dump) are all there."""
     m = lab_dir(cfg) / MANIFEST
-    if not m.is_file() or json.loads(m.read_text()).get("fingerprint") != fp:
-        return False
-    out = cfg.path(cfg.out)
-    return ((lab_dir(cfg) / "model" / "config.json").is_file()
-            and all(_dump_path(cfg, lg).is_file() and storage.is_done(out, "planted_facts", lg, fp)
-                    for lg in lab_langs(cfg)))
+    return (m.is_file() and (lab_dir(cfg) / "model" / "config.json").is_file()
+            and all(_dump_path(cfg, lg).is_file() for lg in lab_langs(cfg)))
 
 
-def build(cfg: RunConfig) -> Path:
+def build(cfg: RunConfig | Plan) -> Path:
     """Build (or find cached) the lab: plan, corpus dumps, tokenizer and model; return its dir."""
-    fp = fingerprint(cfg)
-    if _cached(cfg, fp):
-        say(f"lab: cached build found in {lab_dir(cfg)} (fingerprint {fp})")
-        return lab_dir(cfg)
+    plan = plan_of(cfg)
+    if not _built(plan.cfg):  # the planted_facts alone do not make a lab: build it again
+        for lg in lab_langs(plan.cfg):
+            storage.fail_partition(plan.out, "planted_facts", lg, "the lab's files are missing")
+    run_stage(BUILD, plan)
+    return lab_dir(plan.cfg)
+
+
+def _build(work: Work) -> None:
+    """Plan, write the corpus as dumps, train the tokenizer and the model, write planted_facts."""
+    cfg = work.cfg
+    langs, out = lab_langs(cfg), work.out
+    if sorted(work.langs) != sorted(langs):  # one lab over all its languages, or none
+        raise ShardError(f"the lab needs facts for every lab language, not only {work.langs}",
+                         ",".join(work.langs), "run `factroots facts` for lab.langs")
+    fp = work.fps[langs[0]]
     t0 = time.perf_counter()
-    langs, out = lab_langs(cfg), cfg.path(cfg.out)
     facts = storage.read_table(out, "facts", langs)
     say(f"lab: reading and cleaning the bundled samples of {', '.join(langs)}")
     samples = {lg: lc.load_sample(lg, sample_dump(lg)) for lg in langs}
@@ -124,8 +127,7 @@ def build(cfg: RunConfig) -> Path:
     plan = _plan(cfg, facts, real, token_sets=_token_sets(model_dir), planted_text=in_lab)
     for lg in langs:
         part = plan.filter(pc.equal(plan["lang"], lg))
-        storage.write_table(out, "planted_facts", part, lg, fp=fp, config=to_dict(cfg.lab),
-                            stats=_plan_stats(part))
+        work.write("planted_facts", part, lg, config=to_dict(cfg.lab), stats=_plan_stats(part))
     evals = _evaluate(model_dir, plan, facts, langs)
     manifest = {"fingerprint": fp, "lab_version": LAB_VERSION, "langs": langs,
                 "model_dir": str(model_dir), "dumps": dumps, "train": train_log, "eval": evals,
@@ -135,7 +137,11 @@ def build(cfg: RunConfig) -> Path:
     tmp.replace(lab_dir(cfg) / MANIFEST)
     say(f"lab: built in {manifest['seconds']} s; model P@1 on planted facts: "
         + ", ".join(f"{lg} {evals['planted'].get(lg, 0):.2f}" for lg in langs))
-    return lab_dir(cfg)
+
+
+BUILD = Stage("lab build", ("planted_facts",), _build, LAB_VERSION, settings=_settings,
+              inputs=("facts",), files=_samples, langs=lambda plan: lab_langs(plan.cfg),
+              per_lang=False, cross_lang=True, needs_plan=False)
 
 
 def _presence(cfg: RunConfig, facts: pa.Table, docs: dict[str, dict[int, list[str]]]
@@ -254,23 +260,28 @@ def artifacts(cfg: RunConfig) -> LabArtifacts:
     return LabArtifacts(Path(data["model_dir"]), {k: list(v) for k, v in data["dumps"].items()})
 
 
-def check(cfg: RunConfig) -> Path:
+def check(cfg: RunConfig | Plan) -> Path:
     """Compare the trace and the labels with the plan; write `lab_check` and check.md."""
-    out, langs = cfg.path(cfg.out), lab_langs(cfg)
-    need = ("planted_facts", "cooccurrence", "status", "easy_facts", "fact_labels")
-    made = {t: [(storage.read_manifest(out, t, lg) or {}).get("created") for lg in langs]
-            for t in need}
-    fp = storage.fingerprint(LAB_VERSION, made)
-    if all(storage.is_done(out, "lab_check", lg, fp) for lg in langs) and (
-            lab_dir(cfg) / "check.md").is_file():
-        say("lab check: inputs unchanged, kept the previous check")
-        return storage.table_dir(out, "lab_check")
-    have = {t: storage.read_table(out, t, langs) for t in need}
+    plan = plan_of(cfg)
+    if not (lab_dir(plan.cfg) / "check.md").is_file():
+        for lg in lab_langs(plan.cfg):
+            storage.fail_partition(plan.out, "lab_check", lg, "check.md is missing")
+    return run_stage(CHECK, plan)
+
+
+def _check(work: Work) -> None:
+    out, langs = work.out, sorted(work.langs)
+    have = {t: storage.read_table(out, t, langs) for t in CHECK.inputs}
     result = build_lab_check(have["planted_facts"], have["cooccurrence"], have["status"],
                              have["easy_facts"], have["fact_labels"], langs=langs)
     for lg in langs:
-        storage.write_table(out, "lab_check", result.filter(pc.equal(result["lang"], lg)), lg,
-                            fp=fp, config={"window": cfg.trace.window})
-    (lab_dir(cfg) / "check.md").write_text(check_markdown(result), encoding="utf-8")
-    say(f"lab check: written to {storage.table_dir(out, 'lab_check')} and {lab_dir(cfg) / 'check.md'}")
-    return storage.table_dir(out, "lab_check")
+        work.write("lab_check", result.filter(pc.equal(result["lang"], lg)), lg,
+                   config={"window": work.cfg.trace.window})
+    (lab_dir(work.cfg) / "check.md").write_text(check_markdown(result), encoding="utf-8")
+    say(f"lab check: written to {storage.table_dir(out, 'lab_check')} and "
+        f"{lab_dir(work.cfg) / 'check.md'}")
+
+
+CHECK = Stage("lab check", ("lab_check",), _check, LAB_VERSION,
+              inputs=("planted_facts", "cooccurrence", "status", "easy_facts", "fact_labels"),
+              langs=lambda plan: lab_langs(plan.cfg), per_lang=False, cross_lang=True)
