@@ -10,7 +10,7 @@ FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 CONF ?= conf/default.yaml
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-unit test-spark test-probe test-e2e lint bench clean java
+.PHONY: install demo test test-unit test-spark test-probe test-e2e test-cluster lint bench clean java
 
 $(BIN)/factroots: setup.cfg pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -41,6 +41,10 @@ test-probe: install
 test-e2e: install java
 	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
 
+# a standalone master and two workers on 127.0.0.1 (started and stopped by the tests)
+test-cluster: install java
+	$(BIN)/python -m pytest tests/cluster $(PYTEST_ARGS)
+
 lint: install
 	$(BIN)/lint-imports
 	$(BIN)/ruff check src tests bench spark_jobs probing scripts
@@ -49,4 +53,4 @@ bench: install java
 	for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf out bench/out .pytest_cache
+	rm -rf out bench/out .pytest_cache build/spark

@@ -1,7 +1,8 @@
-"""Run with: spark-submit spark_jobs/trace_job.py --conf conf/cluster.yaml
+"""Run with: spark_jobs/submit.sh --master spark://host:7077 --conf conf/cluster.yaml
 
 Wikipedia dumps -> pages -> sentences -> mentions -> cooccurrence for the facts under `out`.
-The code lives in factroots.trace.job; this file only parses arguments and starts the session.
+The code lives in factroots.trace.job; this file only parses arguments, starts the session and
+checks that the executors run the driver's code and dependencies (factroots.trace.executors).
 See spark_jobs/README.md for shipping the package and its compiled dependencies.
 """
 
@@ -14,7 +15,7 @@ from pyspark.sql import SparkSession
 from factroots import pipeline
 from factroots.config import load_config
 from factroots.errors import FactrootsError
-from factroots.trace import job
+from factroots.trace import executors, job
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -28,6 +29,7 @@ if __name__ == "__main__":
         plan = pipeline.plan(load_config(args.conf, {"out": args.out, "langs": langs}))
         spark = SparkSession.builder.appName("factroots-trace").getOrCreate()
         try:
+            executors.check(spark)  # #17: the executors run the driver's code and dependencies
             print(job.run(spark, plan))
         finally:
             spark.stop()

@@ -21,7 +21,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
+from importlib import resources
 
 from factroots.config import TEXT_TEMPLATES
 
@@ -29,7 +29,8 @@ MW_MAX_CHARS = 300_000  # mwparserfromhell's memory blows up on some large pages
 DROP_TAGS = ("ref", "references", "math", "gallery", "timeline", "score", "syntaxhighlight",
              "source", "pre", "imagemap", "graph", "mapframe", "maplink", "chem", "ce", "hiero",
              "templatedata", "templatestyles", "inputbox", "categorytree", "noinclude", "poem_ignore")
-NAMESPACES_JSON = Path(__file__).resolve().parents[1] / "data" / "namespaces" / "namespaces.json"
+# read through importlib.resources: on a cluster's executors the package is a zip (#17)
+NAMESPACES_JSON = resources.files("factroots") / "data" / "namespaces" / "namespaces.json"
 DROP_KEYS = ("-2", "6", "14")  # Media, File, Category: their links are dropped
 
 _COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)

@@ -48,6 +48,7 @@ from factroots.text.normalize import NORMALIZER
 from factroots.trace import chunks as chunks_mod
 from factroots.trace import dump_source
 from factroots.trace.cooccurrence import build_cooccurrence, finish_cooccurrence, plan_tracing
+from factroots.trace.executors import check as check_executors  # #17
 from factroots.trace.mentions import build_mentions
 from factroots.trace.names import build_names, fact_flags, read_aliases
 from factroots.trace.tokenizer import resolve_tokenizer
@@ -393,6 +394,7 @@ def main(cfg: RunConfig | Plan) -> Path:
     plan = plan_of(cfg)
     spark = session(plan.cfg)
     try:
+        check_executors(spark)  # #17: a cluster's executors run the driver's code (local: no-op)
         return run(spark, plan)
     finally:
         spark.stop()
