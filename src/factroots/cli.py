@@ -87,8 +87,9 @@ def main(verbose: int) -> None:
 @common
 def facts(cfg: RunConfig) -> None:
     """Write the `facts`, `templates` and `candidates` tables from mLAMA."""
+    from factroots import pipeline
     from factroots.facts import job
-    click.echo(job.run(cfg))
+    click.echo(job.run(pipeline.resolve_lab(cfg)))  # lab mode: the lab's facts (lab build first)
 
 
 @main.command()

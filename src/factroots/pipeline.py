@@ -1,10 +1,11 @@
-"""The main job: facts -> lab build -> trace -> probe -> neurons -> label -> lab check -> report.
+"""The main job: (lab build ->) facts -> trace -> probe -> neurons -> label -> (lab check ->) report.
 
 ``run`` calls each stage's job in turn, printing progress and each stage's wall time, and writes
 ``<out>/run_times.json``. Every stage skips the (table, language) partitions it finished before,
 so a rerun after an interruption picks up where it stopped. With ``probe.model: lab`` (the
 default) the lab is built first (cached under ``<out>/lab``) and ``resolve_lab`` points the
-probe at the lab model and the trace at the lab's corpus dumps.
+facts stage at the lab's facts (its mLAMA-format folder), the probe at the lab model and the
+trace at the lab's corpus dumps.
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ def uses_lab(cfg: RunConfig) -> bool:
 
 
 def resolve_lab(cfg: RunConfig) -> RunConfig:
-    """With ``probe.model: lab``, point the probe at the lab model and the trace at its dumps.
+    """With ``probe.model: lab``, point facts, probe and trace at the built lab.
 
-    Lab languages without configured ``trace.dumps`` get the lab's corpus dumps; the trace's
-    chunk tokenizer defaults to the lab model's. Other configs are returned unchanged.
+    The facts stage reads the lab's facts (``facts.mlama_dir``: the fictional world and the
+    background sample); lab languages without configured ``trace.dumps`` get the lab's corpus
+    dumps; the trace's chunk tokenizer defaults to the lab model's. Other configs are returned
+    unchanged.
     """
     if not uses_lab(cfg):
         return cfg
@@ -43,7 +46,8 @@ def resolve_lab(cfg: RunConfig) -> RunConfig:
     trace = dataclasses.replace(cfg.trace, dumps=dumps,
                                 chunk_tokenizer=cfg.trace.chunk_tokenizer or str(art.model_dir))
     probe = dataclasses.replace(cfg.probe, model=str(art.model_dir))
-    return dataclasses.replace(cfg, trace=trace, probe=probe)
+    facts = dataclasses.replace(cfg.facts, mlama_dir=str(art.mlama_dir), candidates_dir=None)
+    return dataclasses.replace(cfg, facts=facts, trace=trace, probe=probe)
 
 
 def _langs(cfg: RunConfig) -> RunConfig:
@@ -71,11 +75,11 @@ def stages(cfg: RunConfig) -> list[tuple[str, Callable[[RunConfig], Path]]]:
     from factroots.report import job as report_job
     from factroots.trace import job as trace_job
 
-    out: list[tuple[str, Callable[[RunConfig], Path]]] = [("facts", facts_job.run)]
-    if uses_lab(cfg):
+    out: list[tuple[str, Callable[[RunConfig], Path]]] = []
+    if uses_lab(cfg):  # first: the facts stage reads the lab's facts
         from factroots.lab import job as lab_job
         out.append(("lab build", lab_job.build))
-    out += [("trace", trace_job.main), ("probe", probe_job.run),
+    out += [("facts", facts_job.run), ("trace", trace_job.main), ("probe", probe_job.run),
             ("neurons", probe_job.run_neurons), ("label", label_job.run)]
     if uses_lab(cfg):
         out.append(("lab check", lab_job.check))
@@ -94,7 +98,7 @@ def run(cfg: RunConfig) -> Path:
     for i, (name, job) in enumerate(plan, 1):
         _say(f"== stage {i}/{len(plan)}: {name} ==")
         t0 = time.perf_counter()
-        if name in ("facts", "lab build"):
+        if name == "lab build":
             result = job(cfg)
         else:
             resolved = resolved or resolve_lab(cfg)
