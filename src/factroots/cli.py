@@ -87,9 +87,8 @@ def main(verbose: int) -> None:
 @common
 def facts(cfg: RunConfig) -> None:
     """Write the `facts`, `templates` and `candidates` tables from mLAMA."""
-    from factroots import pipeline
     from factroots.facts import job
-    click.echo(job.run(pipeline.resolve_lab(cfg)))  # lab mode: the lab's facts (lab build first)
+    click.echo(job.run(cfg))
 
 
 @main.command()

@@ -136,7 +136,8 @@ def test_report_shows_the_lab_check_when_present(tmp_path: Path) -> None:
     check = tables.conform("lab_check", pa.table({
         "lang": ["en", "en", "uk"], "metric": ["trace_recall_planted", "transferred_precision",
                                               "trace_recall_planted"],
-        "value": [1.0, 0.0, 0.75], "numerator": [60, 0, 45], "denominator": [60, 0, 60]}))
+        "value": [1.0, 0.0, 0.75], "numerator": [60, 0, 45], "denominator": [60, 0, 60],
+        "ci_low": [0.94, None, 0.63], "ci_high": [1.0, None, 0.84]}))  # lab 2: Wilson bounds
     write(tmp_path, "lab_check", check)
     text = report_job.run(load_config(None, {"out": str(tmp_path)})).read_text()
     assert "## Lab check: labels against the planted truth" in text
