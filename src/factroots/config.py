@@ -177,7 +177,7 @@ class LabConfig:
                                      "their source language) that the transfer truth needs")
     transfer_facts: int = opt(90, "test facts of the transfer group (spread over the source "
                                   "languages and name forms)")
-    facts_per_group: int = opt(45, "test facts of each other group (control, shared, "
+    facts_per_group: int = opt(30, "test facts of each other group (control, shared, "
                                     "independent_same_obj, independent_diff_obj)")
     background_facts: int = opt(150, "real mLAMA facts (of every lab language) probed beside the "
                                      "fictional ones, as a background")
@@ -187,11 +187,11 @@ class LabConfig:
     vocab_size: int = opt(8000, "vocabulary size of the lab tokenizer (about)")
     seq_len: int = opt(32, "tokens per training sequence (longer real sentences are cut)")
     batch_size: int = opt(64, "sequences per training step")
-    lr: float = opt(2e-3, "peak learning rate")
-    mix: list = opt([0.6, 0.15, 0.25], "share of planted, real and parallel sequences per batch")
-    train_minutes: float = opt(6.0, "CPU training budget per model: a safety cap that stops "
-                                    "training early, with a warning (the model then depends on "
-                                    "the machine's speed)")
+    lr: float = opt(3e-3, "peak learning rate (5e-3 diverged in the pilot)")
+    mix: list = opt([0.75, 0.1, 0.15], "share of planted, real and parallel sequences per batch")
+    train_minutes: float = opt(6.0, "CPU budget per model in core-minutes (CPU time of all "
+                                    "threads): a safety cap that stops training early, with a "
+                                    "warning (the model then depends on the machine's speed)")
     max_steps: int = opt(2000, "training steps (fixed: the same seed gives the same model)")
 
 
