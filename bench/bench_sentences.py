@@ -45,6 +45,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from sample_input import article_rows, grown_pages  # bench/, beside this script
+
 from factroots.text import dumps, pagetext
 from factroots.text.multistream import write_multistream
 from factroots.text.samples import sample_dump, sample_langs
@@ -68,19 +70,11 @@ def build_dumps(total_mb: float, folder: Path, repeat: int = 1) -> dict[str, Pat
                 (folder / f"{lang}.size").read_text() == mark if repeat > 1
                 else float((folder / f"{lang}.size").read_text().split()[0]) >= per_lang):
             continue
-        src = [r for p in dumps.plan_dump(str(sample_dump(lang)), lang)
-               for rows in dumps.read_partition(p) for r in rows if r["wikitext"] is not None]
+        src = article_rows(lang)
         info = dumps.dump_info(str(sample_dump(lang)))
 
-        def pages(src=src, per_lang=per_lang):
-            size, i = 0, 0
-            while size < per_lang:
-                r = src[i % len(src)]
-                i += 1
-                size += len(r["wikitext"].encode("utf-8")) + 450
-                yield {"page_id": i, "rev_id": i, "title": f"{r['title']} ({i})",
-                       "ns": r["namespace"], "text": r["wikitext"],
-                       "redirect": "Target" if r["is_redirect"] else None}
+        def pages(src=src, per_lang=per_lang):  # noqa: ANN202
+            return grown_pages(src, per_lang)
 
         if repeat > 1:  # a dump of fewer than 100 pages is one stream: keep it one
             base = list(pages())

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+# ../shared/data beside the checkout, or ../../shared/data for a git worktree one level deeper
+SHARED = next((p for p in (ROOT.parent / "shared" / "data", ROOT.parents[1] / "shared" / "data")
+               if p.is_dir()), ROOT.parent / "shared" / "data")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

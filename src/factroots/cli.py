@@ -68,7 +68,7 @@ def main(verbose: int) -> None:
     """Trace the roots of facts in multilingual language models.
 
     Stages write Parquet tables partitioned by `lang` under one output root:
-    facts -> trace -> probe -> neurons -> label -> report. `factroots run` does all of them;
+    facts -> trace -> probe -> neurons -> intervene -> label -> report. `factroots run` does all of them;
     `factroots lab` builds and checks the controlled experiment (the embedded default model).
     """
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
@@ -119,6 +119,15 @@ def probe(cfg: RunConfig, neurons: bool) -> None:
     click.echo(job.run(cfg))
     if neurons:
         click.echo(job.run_neurons(cfg))
+
+
+@main.command()
+@common
+def intervene(cfg: RunConfig) -> None:
+    """Switch off each fact's neurons found in one language; measure it in the others."""
+    from factroots import pipeline
+    from factroots.probe import job
+    click.echo(job.run_interventions(pipeline.resolve_lab(cfg)))
 
 
 @main.command()

@@ -42,6 +42,17 @@ class FactsConfig:
                                                      "date_of_birth: it has no triples)")
 
 
+# [#14 trace inputs] templates whose visible text the cleaner keeps: ``name:param`` where param
+# is a positional number (-1 = the last one) or a named parameter, alternatives comma-separated
+# (the first present wins); ``name-*`` matches every name with that prefix (docs/trace.md)
+TEXT_TEMPLATES = ("lang:2", "langx:2", "lang-*:1", "nowrap:1", "nobr:1", "nobreak:1",
+                  "ill:lt,1", "interlanguage link:lt,1", "illm:lt,1", "transl:-1",
+                  "transliteration:-1", "small:1", "smaller:1", "big:1", "sic:1",
+                  "not a typo:1", "proper name:1", "abbr:1", "native name:2", "script:2",
+                  "rtl-lang:2", "unicode:1", "nihongo:1", "korean:hangul,1", "zh:t,s,1",
+                  "linktext:1", "lit:1", "noitalic:1", "lang-rtl:2")
+
+
 @dataclass(frozen=True)
 class TraceConfig:
     """Wikipedia dumps to co-occurrence (Spark)."""
@@ -54,6 +65,12 @@ class TraceConfig:
                                     "lang, uri, alias), e.g. Wikidata aliases")
     parser: str = opt("fast", "wikitext cleaner: the fast regex path, or mwparserfromhell for "
                               "every page", ("fast", "mwparser"))
+    # [#14 trace inputs]
+    allow_lang_mismatch: bool = opt(False, "read a dump whose siteinfo (dbname, base URL) names "
+                                           "another language than the one it is listed under")
+    text_templates: list = opt(list(TEXT_TEMPLATES), "templates expanded to their visible text "
+                                                     "(name:param; docs/trace.md); all others "
+                                                     "are removed")
     max_page_bytes: int = opt(2_000_000, "pages with more wikitext bytes are counted and skipped")
     page_timeout_s: float = opt(10.0, "time limit for cleaning one page; slower pages are "
                                       "counted and skipped")
@@ -73,6 +90,9 @@ class TraceConfig:
                                     "only")
     evidence_k: int = opt(5, "how many evidence sentence_ids to keep per (fact, language)")
     max_mentions_per_sentence: int = opt(64, "mentions kept per sentence for pairing")
+    write_mentions: bool = opt(False, "also write the `mentions` table (one row per name found, "
+                                      "from the same pass); off: only its counts, in the "
+                                      "cooccurrence stats")
     partitions_per_file: int = opt(0, "split each indexed dump into this many byte ranges "
                                       "(0 = about one per 32 MB compressed, at least 2 for "
                                       "files of 8 MB or more)")
@@ -124,6 +144,34 @@ class NeuronsConfig:
 
 
 @dataclass(frozen=True)
+class InterventionsConfig:
+    """The causal test of shared neurons: switch off a fact's top-k units found in L, measure
+    the fact at its prompt in L' (and in L, the positive control)."""
+
+    enabled: bool = opt(True, "run the interventions stage in `factroots run`")
+    k: int = opt(50, "units of the fact's L signature switched off (its first k neuron ids; "
+                     "capped at neurons.top_k)")
+    mode: str = opt("zero", "what to do to the units at the mask positions: set them to zero, "
+                            "or multiply them by `scale`", ("zero", "scale"))
+    scale: float = opt(0.0, "the factor for mode scale (e.g. 2.0 amplifies, 0.5 halves)")
+    n_controls: int = opt(40, "same-relation control draws per fact: the top-k sets of other "
+                              "facts of the same relation in L (all of them when the relation "
+                              "has fewer); the permutation p-value is against these, so its "
+                              "floor is 1 / (n_controls + 1) and Holm over m partners needs "
+                              "n_controls >= m / alpha - 1 (39 for the lab's 2 partners)")
+    controls: str = opt("facts", "same-relation controls: `facts` = the top-k sets of other "
+                                 "facts of the relation themselves (at most one draw per "
+                                 "fact); `pool` = n_controls k-unit sets drawn from those "
+                                 "sets' units, each as likely as it is frequent among them "
+                                 "(not limited by the number of facts: for small relations "
+                                 "such as the lab's)", ("facts", "pool"))
+    n_random: int = opt(10, "layer-matched random k-unit sets per fact (their mean effect is "
+                            "reported beside the same-relation controls)")
+    seed: int = opt(0, "seed of the control draws (per fact, independent of batching)")
+    batch_size: int = opt(256, "ablated prompts per forward pass (halved on GPU out-of-memory)")
+
+
+@dataclass(frozen=True)
 class LabelConfig:
     """Labels per (fact, language)."""
 
@@ -142,8 +190,10 @@ class LabelConfig:
                                        "(random different facts of the same relation)")
     null_samples: int = opt(200, "null pairs sampled per language pair (all pairs when fewer "
                                  "exist)")
-    min_null: int = opt(10, "a language pair with fewer null pairs gets no threshold: its "
-                            "facts are left unlabelled (reason no_null)")
+    min_null: int = opt(10, "a null stratum with fewer values gives no threshold: the fact's "
+                            "same-object stratum falls back to the relation's same-object pairs, "
+                            "a different-object (or pooled) null that small leaves the partner "
+                            "untested (reason no_null); independent needs this many values")
     use_small_groups: bool = opt(False, "use signatures flagged small_group (fewer facts than "
                                         "neurons.min_group in their relation: arbitrary ranking)")
     seed: int = opt(0, "seed for the null sampling")
@@ -152,6 +202,29 @@ class LabelConfig:
                                   "(family-wise), bh (false discovery rate) or none",
                           ("holm", "bh", "none"))
     alpha: float = opt(0.05, "level at which a corrected per-partner p-value counts")
+    null_rule: str = opt("stratified", "the null a fact's Jaccard is tested against: "
+                                       "stratified = the fact's own L signature against the L' "
+                                       "signatures of other facts of its relation, split into a "
+                                       "same-object and a different-object stratum (shared must "
+                                       "beat both); pooled = the language pair's null mixing "
+                                       "every relation and object (the old rule, for comparison)",
+                         ("stratified", "pooled"))
+    independent_quantile: float = opt(50.0, "independent needs J at or below this percentile "
+                                            "of the different-object stratum (pooled rule: of "
+                                            "the pair's null) for every tested partner; above it "
+                                            "and not shared is inconclusive")
+    max_prior: float = opt(0.2, "an absent fact whose answer is given to more than this share "
+                                "of L's other prompts of the relation is prior_explained, not "
+                                "transferred")
+    identical_spellings: str = opt("record", "partners where subject and object are spelled "
+                                             "the same in both languages (the prompts share "
+                                             "their entity tokens): record them "
+                                             "(partner_identical) or exclude them from the "
+                                             "tests (neither shared nor independent)",
+                                   ("record", "exclude"))
+    transfer_requires_overlap: bool = opt(True, "transferred needs the fact's L signature to be "
+                                                "shared (the shared rule, corrected) with at "
+                                                "least one source language")
 
 
 @dataclass(frozen=True)
@@ -206,6 +279,8 @@ class RunConfig:
     trace: TraceConfig = field(default_factory=TraceConfig, metadata={"help": "trace stage"})
     probe: ProbeConfig = field(default_factory=ProbeConfig, metadata={"help": "probe stage"})
     neurons: NeuronsConfig = field(default_factory=NeuronsConfig, metadata={"help": "neurons"})
+    interventions: InterventionsConfig = field(default_factory=InterventionsConfig,
+                                               metadata={"help": "interventions stage"})
     label: LabelConfig = field(default_factory=LabelConfig, metadata={"help": "label stage"})
     report: ReportConfig = field(default_factory=ReportConfig, metadata={"help": "report"})
     lab: LabConfig = field(default_factory=LabConfig, metadata={"help": "the lab"})
@@ -331,8 +406,21 @@ def validate(cfg: RunConfig, src: str = "config") -> None:
     if cfg.neurons.overlap_k > cfg.neurons.top_k:
         raise ConfigError(f"{src}: neurons.overlap_k ({cfg.neurons.overlap_k}) exceeds "
                           f"neurons.top_k ({cfg.neurons.top_k})", "lower overlap_k")
+    iv = cfg.interventions
+    # a signature holds neurons.top_k units: a larger k uses all of them (job_interventions)
+    if iv.k < 1:
+        raise ConfigError(f"{src}: interventions.k ({iv.k}) must be at least 1",
+                          "set interventions.k to a positive number")
+    if iv.n_controls < 1 or iv.batch_size < 1 or iv.n_random < 0:
+        raise ConfigError(f"{src}: interventions.n_controls and batch_size must be >= 1, "
+                          "n_random >= 0", "set them to 1 or more (n_random: 0 or more)")
     if not 0 < cfg.label.null_percentile < 100:
         raise ConfigError(f"{src}: label.null_percentile must be in (0, 100)", "use e.g. 95")
+    if not 0 < cfg.label.independent_quantile < 100:
+        raise ConfigError(f"{src}: label.independent_quantile must be in (0, 100)", "use e.g. 50")
+    if not 0 < cfg.label.alpha < 1 or not 0 <= cfg.label.max_prior <= 1:
+        raise ConfigError(f"{src}: label.alpha must be in (0, 1) and label.max_prior in [0, 1]",
+                          "use e.g. alpha 0.05, max_prior 0.2")
     if cfg.label.match == "partial" and not cfg.probe.partial:
         raise ConfigError(f"{src}: label.match is partial but probe.partial is off "
                           "(correct_partial would be null)", "set probe.partial: true")

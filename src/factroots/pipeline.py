@@ -1,4 +1,5 @@
-"""The main job: (lab build ->) facts -> trace -> probe -> neurons -> label -> (lab check ->) report.
+"""The main job: (lab build ->) facts -> trace -> probe -> neurons -> interventions -> label ->
+(lab check ->) report.
 
 ``run`` calls each stage's job in turn, printing progress and each stage's wall time, and writes
 ``<out>/run_times.json``. Every stage skips the (table, language) partitions it finished before,
@@ -80,7 +81,9 @@ def stages(cfg: RunConfig) -> list[tuple[str, Callable[[RunConfig], Path]]]:
         from factroots.lab import job as lab_job
         out.append(("lab build", lab_job.build))
     out += [("facts", facts_job.run), ("trace", trace_job.main), ("probe", probe_job.run),
-            ("neurons", probe_job.run_neurons), ("label", label_job.run)]
+            ("neurons", probe_job.run_neurons),
+            ("interventions", probe_job.run_interventions),  # #16: the causal test
+            ("label", label_job.run)]
     if uses_lab(cfg):
         out.append(("lab check", lab_job.check))
     out.append(("report", report_job.run))

@@ -147,12 +147,22 @@ EASY_FACTS = _spec(
 FACT_LABELS = _spec(
     "fact_labels", "label",
     "one row per correct (lang, uuid): transferred / shared / independent / cue_explained / "
-    "unlabelled, with the reason and the per-partner evidence (aligned lists)",
+    "explained_within_language / prior_explained / unlabelled, with the reason, the transfer "
+    "controls and the per-partner evidence (aligned lists: J, the decisive threshold and raw "
+    "p-value of label.null_rule, the same- and different-object strata's thresholds, p-values "
+    "and sizes, the corrected p-value, the independence bound); docs/labels.md",
     ("lang", "uuid"),
     ("lang", S), ("uuid", S), ("relation", S), ("status", I8), ("label", S), ("reason", S),
     ("source_langs", pa.list_(S)), ("partner_langs", pa.list_(S)),
     ("partner_jaccard", pa.list_(F64)), ("partner_threshold", pa.list_(F64)),
     ("partner_pvalue", pa.list_(F64)), ("shared_with", pa.list_(S)),
+    ("partner_threshold_same", pa.list_(F64)), ("partner_threshold_diff", pa.list_(F64)),
+    ("partner_pvalue_same", pa.list_(F64)), ("partner_pvalue_diff", pa.list_(F64)),
+    ("partner_n_same", pa.list_(I32)), ("partner_n_diff", pa.list_(I32)),
+    ("partner_same_pooled", pa.list_(B)), ("partner_diff_pooled", pa.list_(B)),
+    ("partner_pvalue_adj", pa.list_(F64)),
+    ("partner_lower", pa.list_(F64)), ("partner_identical", pa.list_(B)),
+    ("sibling_in_lang", B), ("prior_rate", F64),
     ("causal_shared_with", pa.list_(S)), ("causal", S), ("causal_reason", S),
 )
 

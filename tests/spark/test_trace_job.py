@@ -55,7 +55,8 @@ def run_dir(tmp_path_factory, spark) -> Path:  # spark: the JVM check and PYSPAR
     facts_job.run(load_config(None, {"out": str(d / "out"), "langs": langs}))
     conf = {"out": str(d / "out"), "langs": langs, "probe": {"model": "none"},
             "trace": {"dumps": {lg: [str(sample_dump(lg))] for lg in TRACED},
-                      "window": "sentence", "chunk_tokenizer": str(_tokenizer(d / "tok.json"))}}
+                      "window": "sentence", "chunk_tokenizer": str(_tokenizer(d / "tok.json")),
+                      "write_mentions": True}}
     (d / "trace.yaml").write_text(yaml.safe_dump(conf), encoding="utf-8")
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
     submit = shutil.which("spark-submit") or str(Path(sys.executable).parent / "spark-submit")

@@ -261,6 +261,9 @@ def _check_inputs(causal: bool) -> tuple[pa.Table, ...]:
                             "shared_with": [], "causal_shared_with": [],
                             "causal": r[9] if causal else "untested", "causal_reason": ""}
                            for r in rows if r[8] is not None])
+    for f in tables.spec("fact_labels").schema:  # columns added by #15 (labels): neutral values
+        if f.name not in labels.columns:
+            labels[f.name] = [[] for _ in range(len(labels))] if pa.types.is_list(f.type) else None
     conv = lambda name, df: tables.conform(name, pa.Table.from_pandas(df, preserve_index=False))
     return (conv("planted_facts", plan), conv("cooccurrence", cooc), conv("status", status),
             conv("easy_facts", easy), conv("fact_labels", labels))

@@ -1,4 +1,5 @@
-"""fact_labels: every label and reason, source ranking, ties at the threshold, the null."""
+"""fact_labels under the pooled rule without correction (the earlier rule, kept as an option):
+every label and reason, source ranking, ties at the threshold, the pooled null."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 from label_data import ids, sigs, status, table
 
 from factroots.label.easy_facts import NAMING, OTHERS, SHARED
-from factroots.label.fact_labels import build_fact_labels
+from factroots.label.fact_labels import LabelRules, build_fact_labels
 from factroots.label.neurons import (
     jaccard,
     load_signatures,
@@ -16,6 +17,7 @@ from factroots.label.neurons import (
     pvalue,
     threshold,
 )
+from factroots.label.null import NullConfig
 
 R = "P19"
 ST = status([
@@ -49,9 +51,17 @@ SIGS = sigs([
 ])
 
 
+
+
+def old_rule(min_null: int = 1) -> LabelRules:
+    """The earlier rule: pooled null, J > τ95 shared, J ≤ τ95 independent, no correction."""
+    return LabelRules(null=NullConfig(rule="pooled", lower_q=95, min_null=min_null),
+                      correction="none", alpha=1.0, transfer_requires_overlap=False)
+
+
 @pytest.fixture(scope="module")
 def labels() -> dict:
-    t = build_fact_labels(ST, EASY, SIGS, None, top_k=4, min_null=1)
+    t = build_fact_labels(ST, EASY, SIGS, None, top_k=4, rules=old_rule())
     return {(r["lang"], r["uuid"]): r for r in t.to_pylist()}
 
 
@@ -75,6 +85,7 @@ def test_tie_at_the_threshold_is_independent(labels: dict) -> None:
     r = labels[("en", "f2")]
     assert r["partner_jaccard"] == [0.0] and r["partner_threshold"] == [0.0]
     assert r["label"] == "independent" and r["shared_with"] == []
+    assert r["reason"] == "below_lower_bound"
     assert r["partner_pvalue"] == [1.0]
 
 
@@ -86,6 +97,7 @@ def test_fact_correct_in_one_language_only(labels: dict) -> None:
 def test_transferred_with_ranked_sources(labels: dict) -> None:
     r = labels[("de", "f4")]
     assert r["label"] == "transferred" and r["status"] == 2
+    assert r["reason"] == "absent_with_source" and r["sibling_in_lang"] is None
     assert r["source_langs"] == ["en", "fr"]
     assert r["partner_jaccard"] == pytest.approx([3 / 5, 1 / 7])
 
@@ -105,7 +117,8 @@ def test_unknown_presence_and_small_groups(labels: dict) -> None:
     assert labels[("de", "f8")]["reason"] == "no_signature"       # its group is too small
     r = labels[("en", "f8")]
     assert r["reason"] == "partners_without_signature" and np.isnan(r["partner_jaccard"][0])
-    t = build_fact_labels(ST, EASY, SIGS, None, top_k=4, min_null=1, use_small_groups=True)
+    t = build_fact_labels(ST, EASY, SIGS, None, top_k=4, rules=old_rule(),
+                          use_small_groups=True)
     got = {(r["lang"], r["uuid"]): r["label"] for r in t.to_pylist()}
     assert got[("en", "f8")] == "shared"
 
@@ -114,9 +127,9 @@ def test_no_signatures_no_easy_facts_and_too_small_a_null() -> None:
     t = build_fact_labels(ST, None, None, None, top_k=4)
     got = {(r["lang"], r["uuid"]): r["reason"] for r in t.to_pylist()}
     assert got[("en", "f1")] == "no_signature" and got[("de", "f4")] == "no_easy_facts_row"
-    t = build_fact_labels(ST, EASY, SIGS, None, top_k=4, min_null=10_000)
+    t = build_fact_labels(ST, EASY, SIGS, None, top_k=4, rules=old_rule(10_000))
     got = {(r["lang"], r["uuid"]): r for r in t.to_pylist()}
-    assert got[("en", "f1")]["reason"] == "no_null"
+    assert got[("en", "f1")]["reason"] == "inconclusive"      # a null, but too small
     assert np.isnan(got[("en", "f1")]["partner_threshold"][0])
 
 

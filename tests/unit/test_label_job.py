@@ -30,8 +30,8 @@ def test_job_writes_labels_and_notes(tmp_path: Path) -> None:
     assert easy == {("de", "a"): "shared_entity_tokens", ("de", "c"): "naming_cues"}
     labels = {(r["lang"], r["uuid"]): (r["label"], r["reason"])
               for r in storage.read_table(tmp_path, "fact_labels").to_pylist()}
-    assert labels[("en", "b")] == ("independent", "below_null")
-    assert labels[("de", "b")] == ("independent", "below_null")
+    assert labels[("en", "b")] == ("independent", "below_lower_bound")
+    assert labels[("de", "b")] == ("independent", "below_lower_bound")
     assert labels[("fr", "a")] == ("unlabelled", "presence_unknown")
     stats = storage.read_stats(tmp_path, "status", "fr")
     assert stats["unknown_not_traced"] == 2
@@ -40,7 +40,8 @@ def test_job_writes_labels_and_notes(tmp_path: Path) -> None:
     manifest = storage.read_manifest(tmp_path, "fact_labels", "en")
     assert "token-overlap rule skipped" in " ".join(manifest["inputs"]["notes"])
     lab = storage.read_stats(tmp_path, "fact_labels", "en")
-    assert lab["in"] == lab["out"] == 2 and lab["null_threshold"] == {"de": 0.0}
+    assert lab["in"] == lab["out"] == 2 and lab["null_threshold_diff"] == {"de": 0.0}
+    assert lab["null_threshold"] == {}     # no two facts share an object: no same-object null
 
 
 def test_rerun_skips_and_new_config_rebuilds(tmp_path: Path) -> None:

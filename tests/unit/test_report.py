@@ -48,8 +48,9 @@ def test_result_tables(run_dir: Path) -> None:
 
 
 def test_pearson_and_cluster_order() -> None:
-    assert results.pearson([1, 2, 3, 4], [2, 4, 6, 8])[0] == pytest.approx(1.0)
-    assert np.isnan(results.pearson([1, 2], [1, 2])[0])
+    assert results.pearson([1, 2, 3, 4, 5], [2, 4, 6, 8, 10])[0] == pytest.approx(1.0)
+    assert np.isnan(results.pearson([1, 2, 3, 4], [2, 4, 6, 8])[0])    # < 5 languages
+    assert results.pearson([1, 2, 3], [1, 2, 4], min_n=3)[1] == 3
     d = np.array([[0, .9, .1, .8], [.9, 0, .85, .2], [.1, .85, 0, .9], [.8, .2, .9, 0]])
     order = figures.cluster_order(d)
     assert sorted(order) == [0, 1, 2, 3]
@@ -60,7 +61,8 @@ def test_report_files(run_dir: Path) -> None:
     md = report_job.run(load_config(None, {"out": str(run_dir)}))
     assert md == run_dir / "report" / "report.md"
     text = md.read_text()
-    for needle in ("## What was run", "## P@1 per language", "Pearson r", "transferred",
+    for needle in ("## What was run", "## P@1 per language", "no correlation is computed",
+                   "transferred", "95 % bootstrap", "Per relation",
                    "figures/p1.png", "figures/overlap_heatmap.png", "co-occurrence in the same"):
         assert needle in text, needle
     assert "fewer than 30 facts" in text                       # every language is small here
@@ -113,7 +115,9 @@ def test_pair_table(run_dir: Path) -> None:
     res = results.load_results(run_dir)
     pairs = results.pair_table(res).set_index(["lang", "other_lang"])
     assert pairs.loc[("en", "de"), "facts"] == 1 and pairs.loc[("en", "de"), "tested"] == 1
-    assert pairs.loc[("en", "de"), "shared"] == 0 and pairs.loc[("en", "de"), "threshold"] == 0
+    assert pairs.loc[("en", "de"), "shared"] == 0 and pairs.loc[("en", "de"), "threshold_diff"] == 0
+    assert np.isnan(pairs.loc[("en", "de"), "threshold"])   # no two facts share an object
+    assert np.isnan(pairs.loc[("en", "de"), "chance"])       # the neuron count is not recorded
 
 
 def test_corpus_figure_falls_back_to_sentences(run_dir: Path) -> None:
@@ -141,4 +145,42 @@ def test_report_shows_the_lab_check_when_present(tmp_path: Path) -> None:
     write(tmp_path, "lab_check", check)
     text = report_job.run(load_config(None, {"out": str(tmp_path)})).read_text()
     assert "## Lab check: labels against the planted truth" in text
+    assert "What its truth is:" in text and "not checked here" in text
     assert "100.0% (60/60)" in text and "75.0% (45/60)" in text and "–" in text
+
+
+def test_chance_level_jaccard() -> None:
+    assert results.chance_jaccard(1, 2) == pytest.approx(0.5)
+    assert results.chance_jaccard(2, 4) == pytest.approx(7 / 18)    # i = 1 w.p. 4/6, 2 w.p. 1/6
+    mbert, lab = results.chance_jaccard(50, 36_864), results.chance_jaccard(50, 1_024)
+    assert mbert == pytest.approx(50 / (2 * 36_864 - 50), rel=0.02)
+    assert lab / mbert > 30 and np.isnan(results.chance_jaccard(50, None))
+
+
+def test_bootstrap_shares_cover_the_share() -> None:
+    import pandas as pd
+
+    df = pd.DataFrame({"lang": ["en"] * 100 + ["de"] * 10,
+                       "label": ["shared"] * 30 + ["independent"] * 70 + ["shared"] * 10})
+    b = results.bootstrap_shares(df, "label", results.LABEL_ORDER).set_index(["lang", "label"])
+    en = b.loc[("en", "shared")]
+    assert en["share"] == pytest.approx(30) and en["ci_low"] < 30 < en["ci_high"]
+    assert 15 < en["ci_low"] and en["ci_high"] < 45
+    assert b.loc[("de", "shared"), "ci_low"] == pytest.approx(100)   # no variation to resample
+
+
+def test_paper_jaccards_only_for_the_same_neuron_space(run_dir: Path) -> None:
+    from factroots.report import report
+
+    res = results.load_results(run_dir)
+    res.neurons = 1_024
+    text = " ".join(b[1] for b in report.overlap_blocks(res, {}, 30) if b[0] == "p")
+    assert "not comparable" in text and "0.211" not in text and "1,024 neurons" in text
+    res.neurons = results.MBERT_NEURONS
+    text = " ".join(b[1] for b in report.overlap_blocks(res, {}, 30) if b[0] == "p")
+    assert "en–zh 0.211" in text and "chance level" in text
+
+
+def test_relation_table(run_dir: Path) -> None:
+    rel = results.relation_table(results.load_results(run_dir)).set_index("relation")
+    assert rel.loc["P19", "tests"] == 2 and rel.loc["P19", "shared"] == 0

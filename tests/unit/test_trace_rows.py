@@ -75,3 +75,70 @@ def test_chunk_tokenizer_resolves_from_files_or_fails_clearly(tmp_path) -> None:
     assert resolve_tokenizer(load_config(None, {"probe.model": "lab"}))[1] == "whitespace"
     with pytest.raises(ConfigError):
         resolve_tokenizer(load_config(None, {"trace.chunk_tokenizer": str(tmp_path / "none")}))
+
+
+def _sample_sentences() -> list[str]:
+    from factroots.text import dumps, pagetext
+    from factroots.text.samples import sample_dump, sample_langs
+
+    out = []
+    for lang in sample_langs():
+        counts = pagetext.new_counts()
+        for p in dumps.plan_dump(str(sample_dump(lang)), lang):
+            for rows in dumps.read_partition(p):
+                out += pagetext.split_pages(rows, lang, p["dump"], counts)[1]["text"].to_pylist()
+    return out
+
+
+def _chunks_by_offsets(texts: list[str], tok, size: int) -> list[tuple]:  # type: ignore[no-untyped-def]
+    """The chunk rows from every subword's offset (what sentence_chunks computed before it
+    counted words)."""
+    from factroots.text.chunking import token_starts
+
+    out, first = [], 0
+    for starts in token_starts(texts, tok):
+        n = len(starts)
+        out.append((first // size, [starts[k] for k in range((-first) % size, n, size) if k > 0], n))
+        first += n
+    return out
+
+
+def _check_counts_add_up(tok_json: str) -> None:
+    from factroots.text import chunking as ch
+
+    cached_tokenizer, counts_add_up, subword_counts = (ch.cached_tokenizer, ch.counts_add_up,
+                                                       ch.subword_counts)
+    token_starts, tokenizer_key = ch.token_starts, ch.tokenizer_key
+
+    assert counts_add_up(tok_json)
+    tok = cached_tokenizer(tokenizer_key(tok_json), lambda: tok_json)
+    texts = _sample_sentences()  # eight languages: CJK, Cyrillic, Armenian, Bengali, Greek, ...
+    texts += ["a\u00a0b  c", "", " lead", "x\ty", "[MASK]x y", "Ｔｏｋｙｏ 東京都 ß"]
+    assert subword_counts(texts, tok) == [len(s) for s in token_starts(texts, tok)]
+    got = list(sentence_chunks([1] * len(texts), texts, tok, 37))
+    assert got == _chunks_by_offsets(texts, tok, 37)
+    assert sum(len(c) for _, c, _ in got) > 100
+
+
+def test_word_counts_equal_full_tokenisation_wordpiece(tmp_path) -> None:
+    from tokenizers import BertWordPieceTokenizer
+
+    tok = BertWordPieceTokenizer(lowercase=False)
+    tok.train_from_iterator(_sample_sentences()[:3000], vocab_size=1500, show_progress=False)
+    _check_counts_add_up(tok.to_str())
+
+
+def test_word_counts_equal_full_tokenisation_mbert(shared_data) -> None:
+    _check_counts_add_up((shared_data / "tokenizers" / "bert-base-multilingual-cased" /
+                          "tokenizer.json").read_text(encoding="utf-8"))
+
+
+def test_tokenizers_that_join_across_spaces_are_tokenised_whole() -> None:
+    from tokenizers import ByteLevelBPETokenizer
+
+    from factroots.text.chunking import counts_add_up
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(["Paris is the capital of France"] * 20, vocab_size=300,
+                            show_progress=False)
+    assert not counts_add_up(bpe._tokenizer.to_str())

@@ -1,41 +1,81 @@
-"""Build the `fact_labels` table from `status`, `easy_facts`, `signatures` and `overlap`.
+"""Build the `fact_labels` table from `status`, `easy_facts`, `signatures`, `facts`,
+`predictions` and `overlap`.
 
 One row per correctly predicted (lang, uuid), with our operational definitions (docs/labels.md):
-- ``transferred``: absent from L's Wikipedia (status 2), not an easy fact, and present & correct
-  in at least one other language; ``source_langs`` are those languages, ranked by how much the
-  fact's top-k neurons in L overlap with its neurons there (then by the pair's mean overlap);
-- ``cue_explained``: absent, and an easy fact (shared entity tokens or naming cue);
-- ``shared`` / ``independent``: present & correct in L (status 3) and in partners L'; shared
-  with each L' whose top-k Jaccard exceeds (strictly) the pair's null threshold, independent
-  when tested against at least one partner and shared with none;
+- ``shared``: present & correct in L (status 3) and shared with at least one partner L′ (status
+  3 there): J(f; L, L′) above the null of `label.null` (by default the fact-anchored,
+  same-object stratum *and* the different-object one) and its p-value, corrected over the
+  fact's partners (`label.multitest`, Holm by default), at most alpha; ``shared_with`` lists
+  the partners that survive;
+- ``independent``: status 3, and for every tested partner J at or below the lower bound of a
+  null with at least ``min_null`` values: a test with power; otherwise ``unlabelled`` /
+  ``inconclusive``;
+- ``cue_explained``: absent (status 2) and an easy fact; ``explained_within_language``: absent
+  with a status-3 sibling in L (same relation, same object); ``prior_explained``: absent, and
+  the answer is given to more than ``max_prior`` of L's other prompts of the relation;
+- ``transferred``: absent, none of those, present & correct elsewhere and (by default) shared
+  with at least one such source language under the shared rule;
 - ``unlabelled`` with a reason when none applies: never forced into a class.
-Partner lists (``partner_*``) are aligned: language, Jaccard, threshold, empirical p-value.
+``source_langs`` ranks the sources by the fact's Jaccard, then the pair's mean overlap.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from factroots import tables
+from factroots.config import LabelConfig
 from factroots.label.causal import apply_causal
+from factroots.label.controls import (
+    identical_spellings,
+    objects_of,
+    prior_rates,
+    sibling_in_lang,
+)
 from factroots.label.easy_facts import OTHERS
-from factroots.label.neurons import (
-    Signatures,
-    jaccard,
-    load_signatures,
-    null_distribution,
-    pvalue,
-    threshold,
+from factroots.label.multitest import adjust
+from factroots.label.neurons import Signatures, load_signatures
+from factroots.label.null import (
+    STRATIFIED,
+    NullConfig,
+    below_mask,
+    partner_tests,
+    shared_mask,
 )
 
 TRANSFERRED, SHARED, INDEPENDENT = "transferred", "shared", "independent"
 CUE_EXPLAINED, UNLABELLED = "cue_explained", "unlabelled"
-LABELS = (TRANSFERRED, SHARED, INDEPENDENT, CUE_EXPLAINED, UNLABELLED)
+WITHIN_LANGUAGE, PRIOR_EXPLAINED = "explained_within_language", "prior_explained"
+LABELS = (TRANSFERRED, SHARED, INDEPENDENT, CUE_EXPLAINED, WITHIN_LANGUAGE, PRIOR_EXPLAINED,
+          UNLABELLED)
+# partner list column -> column of the per-partner evidence frame
+PARTNER_COLUMNS = {"partner_langs": "partner", "partner_jaccard": "j",
+                   "partner_threshold": "tau", "partner_pvalue": "p",
+                   "partner_threshold_same": "tau_same", "partner_threshold_diff": "tau_diff",
+                   "partner_pvalue_same": "p_same", "partner_pvalue_diff": "p_diff",
+                   "partner_n_same": "n_same", "partner_n_diff": "n_diff",
+                   "partner_same_pooled": "same_pooled", "partner_diff_pooled": "diff_pooled",
+                   "partner_pvalue_adj": "padj", "partner_identical": "identical",
+                   "partner_lower": "lower"}
+
+
+@dataclass(frozen=True)
+class LabelRules:
+    """The decision settings (label.*): the null, the correction and the transfer controls."""
+
+    null: NullConfig = NullConfig()
+    correction: str = "holm"
+    alpha: float = 0.05
+    max_prior: float = 0.2
+    transfer_requires_overlap: bool = True
+    protocol: str = "full"
+    identical_spellings: str = "record"
 
 
 def _pair_means(overlap: pa.Table | None) -> dict[tuple[str, str], float]:
@@ -50,94 +90,148 @@ def _pair_means(overlap: pa.Table | None) -> dict[tuple[str, str], float]:
 
 
 def _evidence(rows: pd.DataFrame, partners: dict[str, list[str]], sig: Signatures,
-              cfg: dict) -> dict[int, list[tuple]]:
-    """Per row position: (partner, J, threshold, p) for every present & correct partner."""
-    trip = [(i, lg, p, u) for i, (lg, u) in enumerate(zip(rows["lang"], rows["uuid"]))
+              objects: dict, facts: pa.Table | None, rules: LabelRules,
+              means: dict) -> dict[str, np.ndarray]:
+    """Per (fact row, partner), as arrays sorted by row: the tests, corrected per fact, the
+    shared / below flags; within a row ranked by J (NaN last), the pair's mean J, then name."""
+    trip = [(i, lg, p, u, r) for i, (lg, u, r) in enumerate(zip(rows["lang"], rows["uuid"],
+                                                                rows["relation"]))
             for p in partners.get(u, []) if p != lg]
-    if not trip:
-        return {}
-    idx, lang, part, uu = map(list, zip(*trip))
-    j = jaccard(sig, sig.rows(list(zip(lang, uu))), sig.rows(list(zip(part, uu))))
-    nulls: dict[tuple[str, str], tuple[np.ndarray, float]] = {}
-    for pair in {tuple(sorted(x)) for x in zip(lang, part)}:
-        null = null_distribution(sig, pair[0], pair[1], cfg["null_samples"], cfg["seed"])
-        nulls[pair] = (null, threshold(null, cfg["percentile"], cfg["min_null"]))
-    out: dict[int, list[tuple]] = defaultdict(list)
-    for i, lg, p, jj in zip(idx, lang, part, j):
-        null, thr = nulls[(lg, p) if lg < p else (p, lg)]
-        out[i].append((p, float(jj), thr, pvalue(null, jj) if not math.isnan(thr) else np.nan))
-    return out
+    ev = pd.DataFrame(trip, columns=["row", "lang", "partner", "uuid", "relation"])
+    ev = pd.concat([ev, partner_tests(sig, ev, objects, rules.null)], axis=1)
+    ev["identical"] = identical_spellings(ev["lang"].tolist(), ev["partner"].tolist(),
+                                          ev["uuid"].tolist(), facts)
+    ev["mean"] = [means.get((lg, p), np.nan) for lg, p in zip(ev["lang"], ev["partner"])]
+    ev["_j"] = -ev["j"].fillna(-np.inf)
+    ev["_m"] = -ev["mean"].fillna(-np.inf)
+    ev = ev.sort_values(["row", "_j", "_m", "partner"], kind="stable", ignore_index=True)
+    cols = {c: ev[c].to_numpy() for c in ev.columns}
+    p, padj = cols["p"].astype(float), np.full(len(ev), np.nan)
+    excluded = cols["identical"].astype(bool) if rules.identical_spellings == "exclude" \
+        else np.zeros(len(ev), bool)
+    p[excluded] = np.nan            # the same input in both prompts: not a test of the fact
+    bounds = np.searchsorted(cols["row"].astype(np.int64), np.arange(len(rows) + 1))
+    for s, e in zip(bounds[:-1], bounds[1:]):
+        if e > s:
+            padj[s:e] = adjust(p[s:e], rules.correction)
+    cols["padj"] = padj
+    cols["shared"] = shared_mask(ev, padj, rules.null, rules.alpha)
+    cols["below"] = below_mask(ev) & ~excluded
+    cols["_bounds"] = bounds
+    return cols
 
 
-def _rank(ev: list[tuple], lang: str, means: dict) -> list[tuple]:
-    """Partners by fact-level Jaccard, then the pair's mean Jaccard (NaN last), then name."""
-    def key(e: tuple) -> tuple:
-        m = means.get((lang, e[0]), np.nan)
-        return (math.isnan(e[1]), -e[1] if not math.isnan(e[1]) else 0,
-                math.isnan(m), -m if not math.isnan(m) else 0, e[0])
-    return sorted(ev, key=key)
+def _row(ev: dict[str, np.ndarray], i: int) -> dict[str, np.ndarray]:
+    """The evidence of fact row ``i``: every column sliced to its partners."""
+    s, e = ev["_bounds"][i], ev["_bounds"][i + 1]
+    return {c: v[s:e] for c, v in ev.items() if c != "_bounds"}
 
 
-def _decide(status: int | None, category: str | None, ev: list[tuple], has_sig: bool) -> tuple:
-    """(label, reason, shared_with) of one correct fact."""
-    if status is None:
-        return UNLABELLED, "presence_unknown", []
-    if status == 2:
-        if category is None:
-            return UNLABELLED, "no_easy_facts_row", []
-        if category != OTHERS:
-            return CUE_EXPLAINED, category, []
-        return (TRANSFERRED, "absent_with_source", []) if ev else (
-            UNLABELLED, "absent_no_source", [])
-    if not ev:
-        return UNLABELLED, "no_partner", []
-    tested = [e for e in ev if not math.isnan(e[1]) and not math.isnan(e[2])]
-    if not tested:
-        if not has_sig:
-            return UNLABELLED, "no_signature", []
-        if all(math.isnan(e[1]) for e in ev):
-            return UNLABELLED, "partners_without_signature", []
-        return UNLABELLED, "no_null", []
-    shared = [e[0] for e in tested if e[1] > e[2]]
-    return (SHARED, "above_null", shared) if shared else (INDEPENDENT, "below_null", [])
+def _decide_present(ev: dict, has_sig: bool, stratified: bool) -> tuple[str, str]:
+    """(label, reason) of a status-3 fact from its partners' tests."""
+    if not len(ev["partner"]):
+        return UNLABELLED, "no_partner"
+    if not has_sig:
+        return UNLABELLED, "no_signature"
+    withj = ~np.isnan(ev["j"].astype(float))
+    if not withj.any():
+        return UNLABELLED, "partners_without_signature"
+    if ev["shared"][withj].any():
+        return SHARED, "above_null"
+    if (ev["n_lower"][withj] == 0).all():
+        return UNLABELLED, "no_null"
+    if ev["below"][withj].all():
+        return INDEPENDENT, "below_lower_bound"
+    above = ev["j"][withj].astype(float) > ev["lower"][withj].astype(float)
+    if stratified and above.any() and np.isnan(ev["tau_same"][withj].astype(float)).all():
+        # above the independence bound, but no same-object null to beat: the answer's share
+        # of the overlap cannot be measured in this relation
+        return UNLABELLED, "no_same_object_null"
+    return UNLABELLED, "inconclusive"
+
+
+def _decide_absent(ev: dict, category: str | None, sibling: bool | None,
+                   prior: float, rules: LabelRules) -> tuple[str, str]:
+    """(label, reason) of a status-2 fact: cues, then the controls, then the sources."""
+    if category is None:
+        return UNLABELLED, "no_easy_facts_row"
+    if category != OTHERS:
+        return CUE_EXPLAINED, category
+    if not len(ev["partner"]):
+        return UNLABELLED, "absent_no_source"
+    if sibling:
+        return WITHIN_LANGUAGE, "sibling_in_lang"
+    if not math.isnan(prior) and prior > rules.max_prior:
+        return PRIOR_EXPLAINED, "prior_rate"
+    if not rules.transfer_requires_overlap:
+        return TRANSFERRED, "absent_with_source"
+    if ev["shared"].any():
+        return TRANSFERRED, "absent_with_shared_source"
+    if np.isnan(ev["p"].astype(float)).all():
+        return UNLABELLED, "source_untested"
+    return UNLABELLED, "no_shared_source"
+
+
+def _correct_rows(status: pa.Table) -> tuple[pd.DataFrame, pd.DataFrame]:
+    st = status.select(["lang", "uuid", "relation", "status", "correct"]).to_pandas()
+    correct = status.column("correct").fill_null(False).to_numpy(zero_copy_only=False)
+    rows = st[correct.astype(bool)].sort_values(["lang", "uuid"]).reset_index(drop=True)
+    return st, rows
 
 
 def build_fact_labels(status: pa.Table, easy_facts: pa.Table | None,
                       signatures: pa.Table | None, overlap: pa.Table | None, *,
-                      top_k: int = 50, percentile: float = 95.0, null_samples: int = 200,
-                      min_null: int = 10, seed: int = 0,
+                      facts: pa.Table | None = None, predictions: pa.Table | None = None,
+                      rules: LabelRules | None = None, top_k: int = 50,
                       use_small_groups: bool = False) -> pa.Table:
     """Return the `fact_labels` table: one row per correct (lang, uuid) of ``status``."""
-    st = status.select(["lang", "uuid", "relation", "status", "correct"]).to_pandas()
-    correct = status.column("correct").fill_null(False).to_numpy(zero_copy_only=False)
-    rows = st[correct.astype(bool)].sort_values(["lang", "uuid"])
-    rows = rows.reset_index(drop=True)
-    known = st[st["status"] == 3]
-    partners = known.groupby("uuid")["lang"].agg(lambda s: sorted(s)).to_dict()
+    rules = rules or LabelRules()
+    st, rows = _correct_rows(status)
+    partners = st[st["status"] == 3].groupby("uuid")["lang"].agg(lambda s: sorted(s)).to_dict()
     easy = {} if easy_facts is None else {
         (lg, u): c for lg, u, c in zip(*(easy_facts.column(n).to_pylist()
                                          for n in ("lang", "uuid", "category")))}
     sig = load_signatures(signatures, top_k, use_small_groups)
-    cfg = {"null_samples": null_samples, "seed": seed, "percentile": percentile,
-           "min_null": min_null}
-    evidence, means = _evidence(rows, partners, sig, cfg), _pair_means(overlap)
+    objects = objects_of(facts)
+    ev = _evidence(rows, partners, sig, objects, facts, rules, _pair_means(overlap))
+    siblings = sibling_in_lang(rows, st, objects)
+    priors = prior_rates(rows, predictions, rules.protocol)
     out: dict[str, list] = defaultdict(list)
     for i, (lg, u, s) in enumerate(zip(rows["lang"], rows["uuid"], rows["status"])):
         code = None if pd.isna(s) else int(s)
-        ev = _rank(evidence.get(i, []), lg, means)
-        label, reason, shared = _decide(code, easy.get((lg, u)), ev, (lg, u) in sig.index)
+        e = _row(ev, i)
+        if code is None:
+            label, reason = UNLABELLED, "presence_unknown"
+        elif code == 2:
+            label, reason = _decide_absent(e, easy.get((lg, u)), siblings[i], priors[i], rules)
+        else:
+            label, reason = _decide_present(e, (lg, u) in sig.index,
+                                            rules.null.rule == STRATIFIED)
         out["status"].append(code)
         out["label"].append(label)
         out["reason"].append(reason)
-        out["source_langs"].append([e[0] for e in ev] if code == 2 else [])
-        for name, pos in (("partner_langs", 0), ("partner_jaccard", 1),
-                          ("partner_threshold", 2), ("partner_pvalue", 3)):
-            out[name].append([e[pos] for e in ev])
-        out["shared_with"].append(shared)
+        out["source_langs"].append(e["partner"].tolist() if code == 2 else [])
+        for name, col in PARTNER_COLUMNS.items():
+            out[name].append(e[col].tolist())
+        out["shared_with"].append(e["partner"][e["shared"]].tolist())
+        out["sibling_in_lang"].append(siblings[i] if code == 2 else None)
+        out["prior_rate"].append(None if math.isnan(priors[i]) else float(priors[i]))
     data = {"lang": rows["lang"].tolist(), "uuid": rows["uuid"].tolist(),
             "relation": rows["relation"].tolist(), **out}
     # the causal columns are filled by label.causal.apply_causal
     schema = pa.schema([f for f in tables.spec("fact_labels").schema
                         if not f.name.startswith("causal")])
     base = pa.Table.from_pydict({n: data.get(n, []) for n in schema.names}, schema=schema)
-    return tables.conform("fact_labels", apply_causal(base, None))
+    return tables.conform("fact_labels", apply_causal(base, None, alpha=rules.alpha,
+                                                      method=rules.correction))
+
+
+def label_rules(label_cfg: LabelConfig) -> LabelRules:
+    """The `LabelRules` of a run's ``label`` config section."""
+    c = label_cfg
+    null = NullConfig(rule=c.null_rule, percentile=c.null_percentile,
+                      lower_q=c.independent_quantile, min_null=c.min_null,
+                      null_samples=c.null_samples, seed=c.seed)
+    return LabelRules(null=null, correction=c.correction, alpha=c.alpha, max_prior=c.max_prior,
+                      transfer_requires_overlap=c.transfer_requires_overlap,
+                      protocol=c.protocol, identical_spellings=c.identical_spellings)

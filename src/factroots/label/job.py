@@ -12,19 +12,22 @@ import logging
 import math
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from factroots import storage
 from factroots.config import RunConfig, to_dict
 from factroots.errors import MissingTableError
+from factroots.label.causal import apply_causal  # #16 (causal)
 from factroots.label.easy_facts import build_easy_facts
-from factroots.label.fact_labels import build_fact_labels
+from factroots.label.fact_labels import build_fact_labels, label_rules
 from factroots.label.status import build_status, status_stats
 from factroots.label.tokenizer import load_token_sets
 
 log = logging.getLogger(__name__)
-INPUTS = ("cooccurrence", "predictions", "signatures", "overlap")
+# #16 (causal): + interventions
+INPUTS = ("cooccurrence", "predictions", "signatures", "overlap", "interventions")
 OUTPUTS = ("status", "easy_facts", "fact_labels")
 
 
@@ -81,14 +84,21 @@ def _counts(t: pa.Table, column: str, prefix: str) -> dict:
 def _label_stats(t: pa.Table) -> dict:
     stats = {"in": t.num_rows, "out": t.num_rows, **_counts(t, "label", "label"),
              **_counts(t, "reason", "reason")}
-    thresholds: dict[str, float] = {}
-    for langs, thr in zip(t.column("partner_langs").to_pylist(),
-                          t.column("partner_threshold").to_pylist()):
-        for lg, x in zip(langs or [], thr or []):
-            if x is not None and not math.isnan(x) and lg not in thresholds:
-                thresholds[lg] = x
-    stats["null_threshold"] = dict(sorted(thresholds.items()))
+    # thresholds are per fact: the median per partner language, decisive and per stratum
+    for col, key in (("partner_threshold", "null_threshold"),
+                     ("partner_threshold_same", "null_threshold_same"),
+                     ("partner_threshold_diff", "null_threshold_diff")):
+        stats[key] = _median_per_partner(t, col)
     return stats
+
+
+def _median_per_partner(t: pa.Table, column: str) -> dict[str, float]:
+    values: dict[str, list[float]] = {}
+    for langs, thr in zip(t.column("partner_langs").to_pylist(), t.column(column).to_pylist()):
+        for lg, x in zip(langs or [], thr or []):
+            if x is not None and not math.isnan(x):
+                values.setdefault(lg, []).append(x)
+    return {lg: float(np.median(v)) for lg, v in sorted(values.items())}
 
 
 def run(cfg: RunConfig) -> Path:
@@ -119,10 +129,12 @@ def run(cfg: RunConfig) -> Path:
         notes.append(tok.note)
     easy = build_easy_facts(status, facts, naming_relations=cfg.label.naming_relations,
                             token_sets=tok.encode if tok else None)
-    labels = build_fact_labels(status, easy, sigs, overlap, top_k=cfg.neurons.overlap_k,
-                               percentile=cfg.label.null_percentile,
-                               null_samples=cfg.label.null_samples, min_null=cfg.label.min_null,
-                               seed=cfg.label.seed, use_small_groups=cfg.label.use_small_groups)
+    labels = build_fact_labels(status, easy, sigs, overlap, facts=facts, predictions=preds,
+                               rules=label_rules(cfg.label), top_k=cfg.neurons.overlap_k,
+                               use_small_groups=cfg.label.use_small_groups)
+    # #16 (causal): the causal verdict from `interventions`, when the stage ran
+    ivs, _ = _optional(out, "interventions", langs, [])  # missing: causal_reason says so
+    labels = apply_causal(labels, ivs, alpha=cfg.label.alpha, method=cfg.label.correction)
     inputs = {"notes": notes, "presence": _presence(out, langs), "langs": langs,
               "tokenizer": tok.source if tok and tok.encode else None,
               "token_overlap_rule": "off" if tok is None else ("on" if tok.encode else "skipped")}

@@ -25,11 +25,42 @@ import torch
 from factroots.errors import ModelError
 
 
+def site_module(model: torch.nn.Module, site: str) -> torch.nn.Module:
+    """The submodule at a site path (ModelError when absent)."""
+    try:
+        return model.get_submodule(site)
+    except AttributeError:
+        raise ModelError(f"the model has no module {site!r}",
+                         "check the model family's adapter in probe/models.py") from None
+
+
 class StopForward(Exception):
     """Raised by a hook to end the forward pass once every site has been captured."""
 
 
-class Capture:
+class _Hooks:
+    """Forward hooks on named modules of ``self.model``, all removed together (also when
+    registering one of them fails)."""
+
+    model: torch.nn.Module
+    _handles: list[Any]
+
+    def _register(self, hooks: dict[str, Any]) -> None:
+        try:
+            for site, hook in hooks.items():
+                self._handles.append(site_module(self.model, site).register_forward_hook(hook))
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Remove every hook (idempotent)."""
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+
+class Capture(_Hooks):
     """Forward hooks on named modules that keep the mean over mask positions per prompt."""
 
     def __init__(self, model: torch.nn.Module, sites: Sequence[str], *,
@@ -44,21 +75,9 @@ class Capture:
         self.outputs: dict[str, torch.Tensor] = {}  # site -> [batch, width] float32
         self._handles: list[Any] = []
 
-    def _module(self, site: str) -> torch.nn.Module:
-        try:
-            return self.model.get_submodule(site)
-        except AttributeError:
-            raise ModelError(f"the model has no module {site!r}",
-                             "check the model family's adapter in probe/models.py") from None
-
     def __enter__(self) -> Self:
         self.outputs = {}
-        try:
-            for site in self.sites:
-                self._handles.append(self._module(site).register_forward_hook(self._hook(site)))
-        except BaseException:
-            self.close()
-            raise
+        self._register({site: self._hook(site) for site in self.sites})
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -66,11 +85,6 @@ class Capture:
         self.close()
         return exc_type is not None and issubclass(exc_type, StopForward)
 
-    def close(self) -> None:
-        """Remove every hook (idempotent)."""
-        for h in self._handles:
-            h.remove()
-        self._handles = []
 
     def _hook(self, site: str):
         def hook(_module: torch.nn.Module, _inputs: Any, output: Any) -> None:
@@ -116,3 +130,48 @@ def capture_batch(model: torch.nn.Module, sites: Sequence[str], input_ids: torch
     with Capture(model, sites, positions=positions, stop=stop) as cap:
         model(input_ids=input_ids, attention_mask=attention_mask)
     return cap.stacked().cpu()
+
+
+class Ablate(_Hooks):
+    """Forward hooks that scale chosen units at the mask positions, row by row of the batch.
+
+    ``factors`` maps a site (module path) to a ``[batch, width]`` multiplier: 1 leaves a unit
+    alone, 0 switches it off, any other value scales it; it is applied to the module's output
+    at the rows' ``positions`` only (the masks), so every other token is untouched. Each row of
+    the batch carries its own units, so many ablations share one forward pass. Hooks are
+    removed on exit, also on error.
+
+        with Ablate(model, {"bert.encoder.layer.1.intermediate": f}, positions=ids == mask_id):
+            model(input_ids=ids, attention_mask=att)
+    """
+
+    def __init__(self, model: torch.nn.Module, factors: dict[str, torch.Tensor], *,
+                 positions: torch.Tensor) -> None:
+        self.model = model
+        self.factors = factors
+        self.positions = positions  # [batch, seq] bool
+        self._handles: list[Any] = []
+
+    def __enter__(self) -> Self:
+        self._register({site: self._hook(f) for site, f in self.factors.items()})
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> bool:
+        self.close()
+        return False
+
+
+    def _hook(self, factor: torch.Tensor):
+        def hook(_module: torch.nn.Module, _inputs: Any, output: Any) -> None:
+            out = output[0] if isinstance(output, (tuple, list)) else output  # [batch, seq, width]
+            if tuple(self.positions.shape) != tuple(out.shape[:2]):
+                raise ModelError(f"positions {tuple(self.positions.shape)} do not fit "
+                                 f"activations {tuple(out.shape)}", "pass one bool per token")
+            if tuple(factor.shape) != (out.shape[0], out.shape[2]):
+                raise ModelError(f"unit factors {tuple(factor.shape)} do not fit activations "
+                                 f"{tuple(out.shape)}", "pass one factor per row and unit")
+            rows, cols = self.positions.to(out.device).nonzero(as_tuple=True)
+            # the module's output is a fresh tensor (GELU or LayerNorm result): edit in place
+            out[rows, cols] = out[rows, cols] * factor.to(out.device, out.dtype)[rows]
+        return hook

@@ -162,3 +162,13 @@ def run_neurons(cfg: RunConfig) -> Path:
     from factroots.probe import job_neurons
 
     return job_neurons.run(cfg)
+
+
+def run_interventions(cfg: RunConfig) -> Path:
+    """Build `interventions` (delegates to ``probe.job_interventions``); skipped when disabled."""
+    from factroots.probe import job_interventions
+
+    if not cfg.interventions.enabled:
+        log.info("interventions: disabled (interventions.enabled: false)")
+        return storage.table_dir(cfg.out, "interventions")
+    return job_interventions.run(cfg)

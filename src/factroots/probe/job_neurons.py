@@ -52,7 +52,7 @@ def run(cfg: RunConfig) -> Path:
                           "run through `factroots probe` (it resolves the lab model) or set "
                           "probe.model to a model path")
     out = Path(cfg.out)
-    lm = _LazyModel(cfg)
+    lm = LazyModel(cfg)
     failed: list[str] = []
     for lang in _langs(cfg):
         fp = _fingerprint(cfg, lang)
@@ -71,7 +71,7 @@ def run(cfg: RunConfig) -> Path:
     return storage.table_dir(out, "signatures")
 
 
-class _LazyModel:
+class LazyModel:
     """Loads the model on first use, so languages without correct facts never load it."""
 
     def __init__(self, cfg: RunConfig) -> None:
@@ -127,7 +127,7 @@ def _inputs(cfg: RunConfig, lang: str) -> tuple[pa.Table, Counter]:
     return facts, stats
 
 
-def _run_lang(cfg: RunConfig, lm: _LazyModel, lang: str, fp: str) -> Path:
+def _run_lang(cfg: RunConfig, lm: LazyModel, lang: str, fp: str) -> Path:
     facts, stats = _inputs(cfg, lang)
     ckpt = storage.table_dir(cfg.out, "signatures") / f"_ckpt-{lang}-{fp}"
     for stale in ckpt.parent.glob(f"_ckpt-{lang}-*"):  # left by a run with another config

@@ -19,7 +19,8 @@ from factroots.report import results as R
 
 COLORS = {"shared_entity_tokens": "#4c72b0", "naming_cues": "#dd8452", "others": "#8c8c8c",
           "transferred": "#c44e52", "shared": "#55a868", "independent": "#4c72b0",
-          "cue_explained": "#dd8452", "unlabelled": "#c7c7c7"}
+          "cue_explained": "#dd8452", "explained_within_language": "#8172b3",
+          "prior_explained": "#937860", "unlabelled": "#c7c7c7"}
 
 
 def _axes(ax, width: float = 8, height: float = 4):  # type: ignore[no-untyped-def]
@@ -122,7 +123,12 @@ def plot_overlap(res: R.Results, ax=None, top: int = 30):  # type: ignore[no-unt
     im = ax.imshow(m.to_numpy(), cmap="viridis")
     ax.set_xticks(range(len(m)), m.columns, rotation=90, fontsize=7)
     ax.set_yticks(range(len(m)), m.index, fontsize=7)
-    fig.colorbar(im, ax=ax, shrink=0.8, label="mean Jaccard of top-k neurons")
+    ov = res.get("overlap")
+    k = int(ov["top_k"].iloc[0]) if ov is not None and len(ov) else 0
+    chance = R.chance_jaccard(k, res.neurons)
+    where = (f"chance {chance:.4f} (k = {k} of {res.neurons:,} neurons)" if res.neurons
+             else "chance level unknown (neuron count not recorded)")
+    fig.colorbar(im, ax=ax, shrink=0.8, label=f"mean Jaccard of top-k neurons; {where}")
     ax.set_title("Shared fact neurons between languages (clustered)", fontsize=10)
     return fig
 
@@ -143,8 +149,10 @@ def plot_p1_vs_corpus(res: R.Results, ax=None, size: str | None = None):  # type
     ax.set_xscale("log")
     ax.set_xlabel(f"{size} in the traced Wikipedia")
     ax.set_ylabel("P@1 (%)")
-    ax.set_title(f"P@1 vs corpus size: Pearson r = {r:.2f} (n = {n})" if n >= 3 and not np.isnan(r)
-                 else f"P@1 vs corpus size (n = {n}: too few for r)")
+    ax.set_title(f"P@1 vs corpus size: Pearson r = {r:.2f} (n = {n})" if not np.isnan(r)
+                 else f"P@1 vs corpus size (n = {n}: too few for r, under "
+                      f"{R.MIN_CORR_LANGS} languages)" if n < R.MIN_CORR_LANGS
+                 else f"P@1 vs corpus size (n = {n}: r undefined)")
     return fig
 
 

@@ -49,13 +49,29 @@ def describe_run(res: Results, cfg: RunConfig) -> dict:
         "dumps": ", ".join(f"{k}: {len(v) if isinstance(v, list) else v}" for k, v in
                            sorted(dumps.items())) or "as configured in the trace stage",
         "neurons": f"top-{neurons.get('overlap_k', cfg.neurons.overlap_k)} of the "
-                   f"{neurons.get('site', cfg.neurons.site)} signatures",
-        "null threshold": f"{label.get('null_percentile', cfg.label.null_percentile)}th "
-                          f"percentile of {label.get('null_samples', cfg.label.null_samples)} "
-                          "random same-relation pairs per language pair",
+                   f"{neurons.get('site', cfg.neurons.site)} signatures over "
+                   + (f"{res.neurons:,} neurons" if res.neurons else "an unrecorded number of "
+                      "neurons"),
+        "shared rule": _shared_rule(label, cfg),
         "labelled languages": ", ".join(traced) or "(label stage not run)",
         "code version": storage.code_version(),
     }
+
+
+def _shared_rule(label: dict, cfg: RunConfig) -> str:
+    """The null, threshold, correction and transfer controls the label stage used."""
+    def get(key: str) -> object:
+        return label.get(key, getattr(cfg.label, key))
+
+    null = ("fact-anchored, stratified: other facts of the relation with the same object / "
+            "another object" if get("null_rule") == "stratified"
+            else f"pooled: {get('null_samples')} random same-relation pairs per language pair")
+    return (f"J above the {get('null_percentile')}th percentile of the null ({null}); "
+            f"{get('correction')}-corrected p ≤ {get('alpha')} over a fact's partners; "
+            f"independent at or below the {get('independent_quantile')}th percentile with "
+            f"≥ {get('min_null')} null values; transfer controls: sibling, prior > "
+            f"{get('max_prior')}, overlap {'required' if get('transfer_requires_overlap') else 'not required'}; "
+            f"identical spellings: {get('identical_spellings')}")
 
 
 def run(cfg: RunConfig) -> Path:

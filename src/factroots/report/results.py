@@ -7,6 +7,7 @@ each ``*_table`` function returns a pandas DataFrame, one row per language, or a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from math import lgamma
 from pathlib import Path
 
 import numpy as np
@@ -21,13 +22,18 @@ COLUMNS = {
                     "correct_exact"],
     "status": ["lang", "uuid", "relation", "status", "missing"],
     "easy_facts": ["lang", "uuid", "category", "rule"],
-    "fact_labels": ["lang", "uuid", "status", "label", "reason", "shared_with",
-                    "partner_langs", "partner_jaccard", "partner_threshold"],
+    "fact_labels": ["lang", "uuid", "relation", "status", "label", "reason", "shared_with",
+                    "partner_langs", "partner_jaccard", "partner_threshold",
+                    "partner_threshold_same", "partner_threshold_diff", "partner_lower",
+                    "partner_identical"],
     "overlap": ["lang", "other_lang", "mean_jaccard", "n_facts", "top_k"],
     "lab_check": ["lang", "metric", "value", "numerator", "denominator"],
 }
 OPTIONAL = {"lab_check"}  # only lab runs have it: its absence is not a missing stage
-LABEL_ORDER = ["transferred", "shared", "independent", "cue_explained", "unlabelled"]
+LABEL_ORDER = ["transferred", "shared", "independent", "cue_explained",
+               "explained_within_language", "prior_explained", "unlabelled"]
+MBERT_NEURONS = 36_864   # mBERT-base: 12 layers x 3,072 FFN units, the space of the paper's J
+MIN_CORR_LANGS = 5       # fewer languages: no correlation is computed
 EASY_ORDER = ["shared_entity_tokens", "naming_cues", "others"]
 
 
@@ -41,6 +47,7 @@ class Results:
     manifests: dict[str, dict[str, dict]] = field(default_factory=dict)
     corpus: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list[str] = field(default_factory=list)
+    neurons: int | None = None   # neurons of the probed model the signatures rank (layers x width)
 
     def get(self, name: str) -> pd.DataFrame | None:
         """One table as a DataFrame, or None."""
@@ -87,7 +94,65 @@ def load_results(out: str | Path, langs: list[str] | None = None) -> Results:
             if f"label: {note}" not in res.notes:
                 res.notes.append(f"label: {note}")
     res.corpus = _corpus(out, langs)
+    res.neurons = neuron_count(out, langs)
     return res
+
+
+def neuron_count(out: Path, langs: list[str]) -> int | None:
+    """How many neurons the signatures ranked (layers x units per layer), from their manifests."""
+    for lg in langs:
+        conf = (storage.read_manifest(out, "signatures", lg) or {}).get("config") or {}
+        width, layers = conf.get("width"), conf.get("layers")
+        if width and layers:
+            return int(width) * len(layers)
+    return None
+
+
+def chance_jaccard(k: int, n: int | None) -> float:
+    """Expected Jaccard of two independent uniformly random k-subsets of n neurons (exact:
+    the intersection is hypergeometric); about k / (2n - k), i.e. half of k / n."""
+    if not n or not k or k > n:
+        return float("nan")
+    i = np.arange(0, k + 1)
+    valid = (k - i) <= (n - k)
+    i = i[valid]
+    logp = (_lcomb(k, i) + _lcomb(n - k, k - i)) - _lcomb(n, np.array([k]))[0]
+    return float(np.sum(np.exp(logp) * i / (2 * k - i)))
+
+
+def _lcomb(n: int, r: np.ndarray) -> np.ndarray:
+    return np.array([lgamma(n + 1) - lgamma(x + 1) - lgamma(n - x + 1) for x in np.atleast_1d(r)])
+
+
+def label_k(res: Results) -> int | None:
+    """The top-k of the fact-level Jaccards (neurons.overlap_k recorded by the label stage)."""
+    for m in res.manifests.get("fact_labels", {}).values():
+        k = ((m.get("config") or {}).get("neurons") or {}).get("overlap_k")
+        if k:
+            return int(k)
+    ov = res.get("overlap")
+    return int(ov["top_k"].iloc[0]) if ov is not None and len(ov) else None
+
+
+def bootstrap_shares(df: pd.DataFrame, column: str, order: list[str], n_boot: int = 2000,
+                     seed: int = 0) -> pd.DataFrame:
+    """Per language and category: count, share (%) and its 95 % bootstrap interval (resampling
+    the language's rows: a multinomial draw of its counts), seeded."""
+    cols = ["lang", column, "n", "total", "share", "ci_low", "ci_high"]
+    if df is None or df.empty:
+        return pd.DataFrame(columns=cols)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for lg, g in df.groupby("lang"):
+        counts = g[column].value_counts()
+        cats = [c for c in order if c in counts.index] + [c for c in counts.index if c not in order]
+        n = counts.reindex(cats).to_numpy(int)
+        total = int(n.sum())
+        draws = rng.multinomial(total, n / total, size=n_boot) / total
+        lo, hi = np.percentile(draws, [2.5, 97.5], axis=0)
+        rows += [(lg, c, int(x), total, 100 * x / total, 100 * a, 100 * b)
+                 for c, x, a, b in zip(cats, n, lo, hi)]
+    return pd.DataFrame(rows, columns=cols)
 
 
 def p1_table(res: Results, protocol: str = "full") -> pd.DataFrame:
@@ -143,27 +208,67 @@ def label_table(res: Results) -> pd.DataFrame:
     return _shares(res.get("fact_labels"), "label", LABEL_ORDER)
 
 
-def pair_table(res: Results) -> pd.DataFrame:
-    """Per ordered language pair: facts present & correct in both, tested, shared, mean J, τ."""
+def _partner_rows(res: Results) -> pd.DataFrame:
+    """One row per (status-3 fact, partner) of fact_labels: J, thresholds, bound, shared."""
     fl = res.get("fact_labels")
-    cols = ["lang", "other_lang", "facts", "tested", "shared", "shared_pct", "mean_jaccard",
-            "threshold"]
+    cols = ["lang", "other_lang", "relation", "j", "t", "t_same", "t_diff", "lower",
+            "identical", "shared"]
     if fl is None or fl.empty:
         return pd.DataFrame(columns=cols)
     fl = fl[fl["status"] == 3]
-    rows = [(lg, p, j, t, p in set(sw)) for lg, ps, js, ts, sw in zip(
-        fl["lang"], fl["partner_langs"], fl["partner_jaccard"], fl["partner_threshold"],
-        fl["shared_with"]) for p, j, t in zip(ps, js, ts)]
-    if not rows:
+    rows = [(lg, p, r, j, t, ts, td, lo, bool(ident), p in set(sw))
+            for lg, r, ps, js, tt, tss, tds, los, ids, sw in zip(
+                fl["lang"], fl["relation"], fl["partner_langs"], fl["partner_jaccard"],
+                fl["partner_threshold"], fl["partner_threshold_same"],
+                fl["partner_threshold_diff"], fl["partner_lower"], fl["partner_identical"],
+                fl["shared_with"])
+            for p, j, t, ts, td, lo, ident in zip(ps, js, tt, tss, tds, los, ids)]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def pair_table(res: Results) -> pd.DataFrame:
+    """Per ordered language pair: facts present & correct in both, tested (J and a null), shared,
+    mean J, the median thresholds of the two strata and the chance level of J."""
+    cols = ["lang", "other_lang", "facts", "tested", "shared", "shared_pct", "mean_jaccard",
+            "threshold", "threshold_same", "threshold_diff", "chance", "identical",
+            "shared_identical", "mean_jaccard_identical"]
+    df = _partner_rows(res)
+    if df.empty:
         return pd.DataFrame(columns=cols)
-    df = pd.DataFrame(rows, columns=["lang", "other_lang", "j", "t", "shared"])
-    df["tested"] = df["j"].notna() & df["t"].notna()
+    df["tested"] = df["j"].notna() & (df["t"].notna() | df["lower"].notna())
     g = df.groupby(["lang", "other_lang"])
     out = pd.DataFrame({"facts": g.size(), "tested": g["tested"].sum(),
                         "shared": g["shared"].sum(), "mean_jaccard": g["j"].mean(),
-                        "threshold": g["t"].first()}).reset_index()
+                        "threshold": g["t"].median(), "threshold_same": g["t_same"].median(),
+                        "threshold_diff": g["t_diff"].median()}).reset_index()
     out["shared_pct"] = 100 * out["shared"] / out["tested"].where(out["tested"] > 0)
+    out["chance"] = chance_jaccard(label_k(res) or 0, res.neurons)
+    # the identical-spelling confound: same entity tokens in both prompts
+    ident = df[df["identical"]].groupby(["lang", "other_lang"])
+    extra = pd.DataFrame({"identical": ident.size(), "shared_identical": ident["shared"].sum(),
+                          "mean_jaccard_identical": ident["j"].mean()})
+    out = out.merge(extra.reset_index(), on=["lang", "other_lang"], how="left")
+    out[["identical", "shared_identical"]] = out[["identical", "shared_identical"]].fillna(0) \
+        .astype(int)
     return out[cols].sort_values(["lang", "other_lang"], ignore_index=True)
+
+
+def relation_table(res: Results) -> pd.DataFrame:
+    """Per relation: (fact, partner) tests of status-3 facts, shared, shared rate (%) and the
+    median thresholds of the two strata: one relation must not carry the shared labels."""
+    cols = ["relation", "tests", "shared", "shared_pct", "mean_jaccard", "threshold_same",
+            "threshold_diff"]
+    df = _partner_rows(res)
+    df = df[df["j"].notna()] if len(df) else df
+    if df.empty:
+        return pd.DataFrame(columns=cols)
+    g = df.groupby("relation")
+    out = pd.DataFrame({"tests": g.size(), "shared": g["shared"].sum(),
+                        "mean_jaccard": g["j"].mean(), "threshold_same": g["t_same"].median(),
+                        "threshold_diff": g["t_diff"].median()}).reset_index()
+    out["shared_pct"] = 100 * out["shared"] / out["tests"]
+    return out[cols].sort_values(["shared", "relation"], ascending=[False, True],
+                                 ignore_index=True)
 
 
 def corpus_table(res: Results) -> pd.DataFrame:
@@ -172,11 +277,12 @@ def corpus_table(res: Results) -> pd.DataFrame:
     return p1.merge(res.corpus, on="lang", how="left")
 
 
-def pearson(x: pd.Series, y: pd.Series) -> tuple[float, int]:
-    """Pearson r over the rows where both are finite, and how many rows that is."""
+def pearson(x: pd.Series, y: pd.Series, min_n: int = MIN_CORR_LANGS) -> tuple[float, int]:
+    """Pearson r over the rows where both are finite, and how many rows that is (NaN with
+    fewer than ``min_n`` rows: an r over 3 languages says nothing)."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     ok = np.isfinite(x) & np.isfinite(y)
-    if ok.sum() < 3 or np.std(x[ok]) == 0 or np.std(y[ok]) == 0:
+    if ok.sum() < max(min_n, 3) or np.std(x[ok]) == 0 or np.std(y[ok]) == 0:
         return float("nan"), int(ok.sum())
     return float(np.corrcoef(x[ok], y[ok])[0, 1]), int(ok.sum())
 

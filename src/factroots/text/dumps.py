@@ -19,19 +19,26 @@ import codecs
 import functools
 import gzip
 import itertools
+import logging
 import lzma
 import os
 import re
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import urlparse
 
-from factroots.errors import ConfigError, DumpNotFoundError, NotADumpError
+from factroots.errors import ConfigError, DumpNotFoundError, NotADumpError, ShardError
 from factroots.text import xmlpages
 from factroots.text.multistream import index_path_for
 
+log = logging.getLogger(__name__)
 BLOCK = 1 << 20
+# compressed bytes per decoder call: a decoder error drops the text of its call, so damage
+# loses at most the text that ends within this many bytes before it (bz2 releases a 900 kB
+# block only once its CRC matched: all text before that is sound)
+CHUNK = 1 << 12
 HEAD_BYTES = 1 << 18
 DEFAULT_PART_BYTES = 32 << 20
 # A Spark Python task costs ~30 ms of CPU by itself (measured, BENCHMARKS.md): a file is cut in
@@ -39,7 +46,7 @@ DEFAULT_PART_BYTES = 32 << 20
 MIN_SPLIT_BYTES = 4 << 20
 BZ2_STREAM_MAGIC = re.compile(rb"BZh[1-9]1AY&SY")
 # what bz2 raises for a corrupt or cut-off stream
-STREAM_ERRORS = (OSError, ValueError, EOFError)
+STREAM_ERRORS = (OSError, ValueError, EOFError, zlib.error, lzma.LZMAError)
 _MAGIC = {b"BZh": "bz2", b"\xfd7zXZ": "xz", b"\x1f\x8b": "gz"}
 
 
@@ -189,6 +196,105 @@ def index_entries(index: str, offset: int) -> list[tuple[int, str]]:
     return out
 
 
+def checked_index(info: dict) -> tuple[list[tuple[int, int]], str | None]:
+    """(streams of the index, None) when the index fits the dump, else ([], why not): the
+    offsets must rise inside the file and, in the first and a middle stream of pages, the
+    page ids and titles read from the dump must be the index's."""
+    idx = Path(info["index"])
+    st = idx.stat()
+    return _checked_index(info["path"], info["size"], info["index"], st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _checked_index(path: str, size: int, index: str, isize: int, imtime: int
+                   ) -> tuple[list[tuple[int, int]], str | None]:
+    """checked_index, cached per file version (the driver plans each dump twice)."""
+    try:
+        streams = read_index(index)
+    except (*STREAM_ERRORS, UnicodeDecodeError) as exc:
+        return [], f"it cannot be read: {exc}"
+    offs = [o for o, _ in streams]
+    if any(b <= a for a, b in itertools.pairwise(offs)) or (offs and (offs[0] < 0 or offs[-1] >= size)):
+        return [], "its offsets do not rise inside the file"
+    if not streams:
+        return streams, None
+    sample = sorted({0, len(streams) // 2})
+    try:
+        listed = index_entries_at(index, {offs[i] for i in sample})
+    except (*STREAM_ERRORS, UnicodeDecodeError) as exc:
+        return [], f"it cannot be read: {exc}"
+    with open(path, "rb") as f:
+        for i in sample:
+            end = offs[i + 1] if i + 1 < len(offs) else size
+            why = _stream_matches(f, offs[i], end, listed.get(offs[i], []))
+            if why:
+                return [], why
+    return streams, None
+
+
+def _stream_matches(f: BinaryIO, off: int, end: int, listed: list[tuple[int, str]]) -> str | None:
+    """None when the pages of the stream at ``off`` are those the index lists, else why not."""
+    f.seek(off)
+    data = f.read(min(end - off, 64 << 20))
+    if not BZ2_STREAM_MAGIC.match(data):
+        return f"no bz2 stream starts at offset {off}"
+    splitter = xmlpages.PageSplitter()
+    run = splitter.feed(decompress_prefix(data))
+    found = [(r["page_id"], r["title"]) for r in (xmlpages.parse_pages(run) if run else [])
+             if r["page_id"] is not None]
+    if not found:  # damaged before its first page: damage, not a wrong index (counted later)
+        return None
+    listed = [(pid, title.replace("_", " ")) for pid, title in listed]
+    if [(p, t.replace("_", " ")) for p, t in found] != listed[: len(found)]:
+        return (f"the stream at offset {off} holds pages {found[:2]}..., the index lists "
+                f"{listed[:2]}...")
+    return None
+
+
+def index_entries_at(index: str, offsets: set[int]) -> dict[int, list[tuple[int, str]]]:
+    """(page_id, title) of the pages of the streams at ``offsets``, in one pass of the index."""
+    opener = bz2.open if index.endswith(".bz2") else open
+    out: dict[int, list[tuple[int, str]]] = {o: [] for o in offsets}
+    last = max(offsets, default=-1)
+    with opener(index, "rb") as f:
+        for line in f:
+            off_s, pid, title = line.rstrip(b"\n").decode("utf-8").split(":", 2)
+            off = int(off_s)
+            if off in out:
+                out[off].append((int(pid), title))
+            elif off > last:
+                break
+    return out
+
+
+def check_language(uri: str, lang: str) -> None:
+    """Raise a ShardError when the dump's siteinfo (``dbname``, else the base URL) names
+    another language than ``lang``; a dump without either passes."""
+    info = dump_info(str(uri))
+    found = site_language(info["siteinfo"])
+    if found and found != lang.lower().replace("_", "-"):
+        si = info["siteinfo"]
+        raise ShardError(f"dump {uri} is {si.get('dbname') or si.get('base')} (language {found}),"
+                         f" but it is configured for language {lang}", lang,
+                         fix=f"list it under trace.dumps.{found}, or set "
+                             "trace.allow_lang_mismatch: true if this is intended")
+
+
+_DBNAME = re.compile(r"^([a-z][a-z0-9_]*?)(wiki|wiktionary|wikibooks|wikinews|wikiquote|"
+                     r"wikisource|wikiversity|wikivoyage)$")
+_BASE = re.compile(r"^[a-z]+://([a-z][a-z0-9-]*)\.(?:m\.)?(?:wikipedia|wiktionary|wikibooks|"
+                   r"wikinews|wikiquote|wikisource|wikiversity|wikivoyage)\.org/")
+
+
+def site_language(siteinfo: dict) -> str | None:
+    """The language code a dump's siteinfo names (``enwiki`` or ``https://en.wikipedia.org/``)."""
+    db = _DBNAME.match(siteinfo.get("dbname") or "")
+    if db:
+        return db.group(1).replace("_", "-")
+    base = _BASE.match(siteinfo.get("base") or "")
+    return base.group(1) if base else None
+
+
 def plan_dump(uri: str, lang: str, *, part_bytes: int = 0, parts: int = 0) -> list[dict]:
     """Partitions (JSON-able dicts) of one dump: byte ranges where the format allows it."""
     info = dump_info(str(uri))
@@ -199,7 +305,11 @@ def plan_dump(uri: str, lang: str, *, part_bytes: int = 0, parts: int = 0) -> li
     size = info["size"]
     target = max(1, size // parts) if parts else (part_bytes or DEFAULT_PART_BYTES)
     if info["index"]:
-        streams = read_index(info["index"])
+        streams, why = checked_index(info)
+        if why:  # a wrong index is worse than none: read the file as one stream
+            log.warning("dump %s: index %s not used (%s); reading the dump without it",
+                        uri, info["index"], why)
+            return [dict(base, index=None, kind="stream", start=0, end=size)]
         if streams:
             at_least = 1 if parts or size < 2 * MIN_SPLIT_BYTES else 2
             return _group_streams(streams, size, target, base, at_least=at_least)
@@ -260,14 +370,16 @@ def _read_multistream(part: dict, max_bytes: int) -> Iterator[list[dict]]:
         for i, off in enumerate(part["streams"]):
             data = f.read(offs[i + 1] - off)
             try:
-                xml = decompress_streams(data)
+                xml, damaged = decompress_streams(data), False
             except STREAM_ERRORS:
-                yield _stream_rejects(part, off, part["counts"][i])
-                continue
+                xml, damaged = decompress_prefix(data), True
             splitter = xmlpages.PageSplitter()
             run = splitter.feed(xml)
             rows = xmlpages.parse_pages(run, max_bytes) if run else []
-            rows += splitter.finish()
+            if damaged:  # the complete pages before the damage are kept, the rest counted
+                rows += _stream_rejects(part, off, part["counts"][i], rows, splitter)
+            else:
+                rows += splitter.finish()
             if rows:
                 yield rows
 
@@ -288,14 +400,96 @@ def decompress_streams(data: bytes) -> bytes:
     return b"".join(out)
 
 
-def _stream_rejects(part: dict, offset: int, count: int) -> list[dict]:
+def decompress_prefix(data: bytes, codec: str = "bz2") -> bytes:
+    """The decompressed bytes of ``data`` up to its first damage (all of it when sound)."""
+    out: list[bytes] = []
+    try:
+        for block in _decode(iter([data[i:i + CHUNK] for i in range(0, len(data), CHUNK)]),
+                             codec):
+            out.append(block)
+    except STREAM_ERRORS:
+        pass
+    return b"".join(out)
+
+
+def _decoder(codec: str):  # type: ignore[no-untyped-def]
+    if codec == "gz":
+        return zlib.decompressobj(wbits=31)  # one gzip member
+    if codec == "xz":
+        return lzma.LZMADecompressor()
+    return bz2.BZ2Decompressor()
+
+
+def _decode(chunks: Iterator[bytes], codec: str) -> Iterator[bytes]:
+    """Decompressed bytes of concatenated streams (gzip members, xz or bz2 streams), in blocks
+    of about ``BLOCK``, as far as they decode: at damage it yields what came before and raises
+    one of ``STREAM_ERRORS`` (``EOFError`` when cut off)."""
+    out: list[bytes] = []
+    size = 0
+    try:
+        for piece in _decode_pieces(chunks, codec):
+            out.append(piece)
+            size += len(piece)
+            if size >= BLOCK:
+                yield b"".join(out)
+                out, size = [], 0
+    except STREAM_ERRORS:
+        if out:
+            yield b"".join(out)
+        raise
+    if out:
+        yield b"".join(out)
+
+
+def _decode_pieces(chunks: Iterator[bytes], codec: str) -> Iterator[bytes]:
+    dec, data = _decoder(codec), b""
+    for chunk in chunks:
+        data = data + chunk if data else chunk
+        while data:
+            if dec.eof:
+                if not data.strip(b"\0"):  # zero padding after the last stream is not damage
+                    data = b""
+                    break
+                dec = _decoder(codec)
+            out = dec.decompress(data)
+            if out:
+                yield out
+            data = dec.unused_data if dec.eof else b""
+    if not dec.eof:
+        raise EOFError(f"{codec} data cut off")
+
+
+class _Pieces:
+    """A file from ``start`` on in pieces of ``CHUNK`` bytes; ``last`` is the offset of the
+    piece handed out last (where damage was found)."""
+
+    def __init__(self, f: BinaryIO, start: int) -> None:
+        self.f, self.pos, self.last = f, start, start
+
+    def __iter__(self) -> Iterator[bytes]:
+        self.f.seek(self.pos)
+        while block := self.f.read(BLOCK):
+            for i in range(0, len(block), CHUNK):
+                piece = block[i:i + CHUNK]
+                self.last = self.pos
+                self.pos += len(piece)
+                yield piece
+
+
+def _stream_rejects(part: dict, offset: int, count: int, kept: list[dict],
+                    splitter: xmlpages.PageSplitter) -> list[dict]:
+    """Rejects for the pages of a damaged stream that were not read: the index's pages of the
+    stream less those kept (ids and titles from the index)."""
     try:
         entries = index_entries(part["index"], offset)
-    except (OSError, ValueError, EOFError):
+    except STREAM_ERRORS:
         entries = []
-    if len(entries) != count:
-        entries = [(None, None)] * count
-    return [xmlpages.reject("corrupt_stream", pid, title) for pid, title in entries]
+    seen = {r["page_id"] for r in kept}
+    if len(entries) != count or not seen <= {pid for pid, _ in entries}:
+        lost = splitter.discard("corrupt_stream")  # the index cannot say: count what we saw
+        return lost + [xmlpages.reject("corrupt_stream")] * max(0, count - len(kept) - len(lost))
+    return [xmlpages.reject("corrupt_stream", pid, title) for pid, title in entries
+            if pid not in seen]
 
 
 def _stream_blocks(part: dict, splitter: xmlpages.PageSplitter) -> Iterator[bytes]:
@@ -308,53 +502,57 @@ def _stream_blocks(part: dict, splitter: xmlpages.PageSplitter) -> Iterator[byte
         yield block
 
 
+def _lost(splitter: xmlpages.PageSplitter) -> None:
+    """Count the pages lost at damage: the open ones (at least one)."""
+    splitter.pending_rejects += splitter.discard("corrupt_stream") or [
+        xmlpages.reject("corrupt_stream")]
+
+
 def _decompressed_blocks(part: dict, splitter: xmlpages.PageSplitter) -> Iterator[bytes]:
-    if part["codec"] != "bz2":
-        try:
-            with open_decompressed(Path(part["path"]), part["codec"]) as f:
-                while block := f.read(BLOCK):
-                    yield block
-        except (OSError, EOFError, lzma.LZMAError, ValueError):
-            splitter.pending_rejects += splitter.discard("corrupt_stream") or [
-                xmlpages.reject("corrupt_stream")]
+    codec = part["codec"]
+    if codec == "none":
+        yield from _file_blocks(part["path"], 0)
         return
-    yield from _bz2_resync_blocks(part["path"], splitter)
+    if codec == "bz2":
+        yield from _bz2_resync_blocks(part["path"], splitter)
+        return
+    with open(part["path"], "rb") as f:
+        try:  # gz, xz: up to the damage; a cut-off file ends in a `truncated` page
+            yield from _decode(iter(_Pieces(f, 0)), codec)
+        except EOFError:
+            return
+        except STREAM_ERRORS:
+            _lost(splitter)
 
 
 def _bz2_resync_blocks(path: str, splitter: xmlpages.PageSplitter) -> Iterator[bytes]:
-    """bz2 streams one after another; after a corrupt stream, go on at the next stream header."""
+    """bz2 streams one after another; after damage, go on at the next stream header."""
     with open(path, "rb") as f:
-        dec, pending = bz2.BZ2Decompressor(), b""
+        start = 0
         while True:
-            data = pending or f.read(BLOCK)
-            pending = b""
-            if not data:
-                return
+            pieces = _Pieces(f, start)
             try:
-                out = dec.decompress(data)
-            except (OSError, ValueError, EOFError):
-                # the pages of this stream are lost: count the open ones (at least one)
-                splitter.pending_rejects += splitter.discard("corrupt_stream") or [
-                    xmlpages.reject("corrupt_stream")]
-                pending = _next_stream(f, data)
-                if not pending:
+                yield from _decode(iter(pieces), "bz2")
+                return
+            except EOFError:  # cut off: the splitter counts the open page as `truncated`
+                return
+            except STREAM_ERRORS:
+                _lost(splitter)
+                splitter.resynced = True
+                start = _next_stream(f, pieces.last + 1)
+                if start < 0:
                     return
-                dec = bz2.BZ2Decompressor()
-                continue
-            if out:
-                yield out
-            if dec.eof:
-                pending, dec = dec.unused_data, bz2.BZ2Decompressor()
 
 
-def _next_stream(f: BinaryIO, buf: bytes) -> bytes:
-    """The bytes from the next bz2 stream header on (empty at end of file), read block-wise."""
-    pos = 1
-    while True:
-        m = BZ2_STREAM_MAGIC.search(buf, pos)
+def _next_stream(f: BinaryIO, pos: int) -> int:
+    """The offset of the next bz2 stream header from ``pos`` on (-1: none), read block-wise."""
+    f.seek(pos)
+    buf, base = b"", pos
+    while block := f.read(BLOCK):
+        buf += block
+        m = BZ2_STREAM_MAGIC.search(buf)
         if m:
-            return buf[m.start():]
-        block = f.read(BLOCK)
-        if not block:
-            return b""
-        buf, pos = buf[-16:] + block, 0
+            return base + m.start()
+        base += len(buf) - 16
+        buf = buf[-16:]
+    return -1

@@ -139,7 +139,21 @@ class Matcher:
 
     def find(self, texts: Sequence[str] | pa.Array) -> list[Hit]:
         """Hits with start/end as offsets into the original texts (``text[start:end]``)."""
-        hits = self.find_normalized(texts)
+        return self._to_source(texts, self.find_normalized(texts), None)
+
+    def find_mixed(self, texts: Sequence[str]) -> tuple[list[Hit], list[bool]]:
+        """``find``'s hits, except in the texts flagged True: there start/end stay offsets
+        into the normalised text, which map to the original ones strictly increasingly (ASCII
+        text outside the dotless-i languages: only separator runs shift), so that every
+        comparison of offsets within such a text comes out the same; ``source_spans`` maps
+        them when the original offsets themselves are needed."""
+        ascii_ok = self.lang not in DOTLESS_LANGS
+        shifted = [ascii_ok and t.isascii() for t in texts]
+        return self._to_source(texts, self.find_normalized(texts), shifted), shifted
+
+    def _to_source(self, texts: Sequence[str] | pa.Array, hits: list,
+                   skip: list[bool] | None) -> list[Hit]:
+        """``hits`` with offsets mapped into the original texts (but for texts in ``skip``)."""
         if isinstance(texts, (pa.Array, pa.ChunkedArray)):
             texts = texts.to_pylist()  # one conversion beats one per hit text
         groups: list[tuple[int, int, int]] = []  # (text, first hit, end): hits come in text order
@@ -150,16 +164,23 @@ class Matcher:
                 j += 1
             groups.append((hits[k][0], k, j))
             k = j
+        out: list[Hit] = []
+        if skip is not None:
+            keep = [g for g in groups if skip[g[0]]]
+            groups = [g for g in groups if not skip[g[0]]]
+            for _, a, b in keep:
+                out += hits[a:b]  # plain tuples in Hit's field order
         # ASCII texts: every shift found in one regex pass over all of them
         ascii_ok = self.lang not in DOTLESS_LANGS
         fast = [g for g in groups if ascii_ok and texts[g[0]].isascii()]
         shifts = dict(zip((g[0] for g in fast), ascii_shifts([texts[g[0]] for g in fast])))
-        out: list[Hit] = []
         for t, a, b in groups:
             spans = [(h[2], h[3]) for h in hits[a:b]]
             mapped = (shifted_spans(shifts[t], spans) if t in shifts
                       else source_spans(texts[t], self.lang, spans))
             out += [Hit(t, h[1], s, e, h[4]) for h, (s, e) in zip(hits[a:b], mapped)]
+        if skip is not None:
+            out.sort(key=lambda h: h[0])  # text order again (stable: hit order kept per text)
         return out
 
 
@@ -174,6 +195,20 @@ def cached_matcher(key: str, lang: str, mode: str, names: Callable[[], list[str]
     else:
         _CACHE.move_to_end(key)
     return m
+
+
+def best_mentions(hits: Iterable[Hit], targets: Sequence[Sequence[tuple[str, str]]]
+                  ) -> dict[tuple[int, str, str, int], tuple[int, str]]:
+    """(text_idx, uri, role, start) -> (end, strictness) of ``hits`` (``find``'s), each name
+    hit spread to the (uri, role)s it names (``targets[name_idx]``); two names of one uri at one
+    start: the longest (the first of equal length)."""
+    best: dict[tuple[int, str, str, int], tuple[int, str]] = {}
+    for t, i, start, end, strict in hits:
+        for uri, role in targets[i]:
+            k = (t, uri, role, start)
+            if k not in best or best[k][0] < end:
+                best[k] = (end, strict)
+    return best
 
 
 def cache_info() -> list[str]:

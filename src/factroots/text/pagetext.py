@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from factroots import tables
+from factroots.config import TEXT_TEMPLATES
 from factroots.text import segment, wikitext
 from factroots.text.dumps import dump_info
 
@@ -30,11 +31,13 @@ CLEAN_SCHEMA = pa.schema([
 
 
 def page_sentences(text: str | None, length: int, lang: str, *, namespaces: Mapping | None = None,
-                   parser: str = "fast", max_bytes: int = 2_000_000,
-                   timeout_s: float = 10.0) -> tuple[list[tuple[int, int, str]], str | None]:
+                   parser: str = "fast", max_bytes: int = 2_000_000, timeout_s: float = 10.0,
+                   templates: Iterable[str] = TEXT_TEMPLATES
+                   ) -> tuple[list[tuple[int, int, str]], str | None]:
     """((para_idx, sent_idx, sentence) in page order, reject reason or None) of one article."""
     paras, reason = wikitext.clean_page(text, length, namespaces=namespaces, parser=parser,
-                                        max_bytes=max_bytes, timeout_s=timeout_s)
+                                        max_bytes=max_bytes, timeout_s=timeout_s, lang=lang,
+                                        templates=templates)
     if reason:
         return [], reason
     out = segment.split_paragraphs(paras, lang)
@@ -54,7 +57,8 @@ def namespaces_of(dump: str | None) -> Mapping:
 
 
 def sentence_batches(batches: Iterable[pa.RecordBatch], *, parser: str = "fast",
-                     max_bytes: int = 2_000_000, timeout_s: float = 10.0) -> Iterator[pa.RecordBatch]:
+                     max_bytes: int = 2_000_000, timeout_s: float = 10.0,
+                     templates: Iterable[str] = TEXT_TEMPLATES) -> Iterator[pa.RecordBatch]:
     """Sentence rows and per-page marker rows (``CLEAN_SCHEMA``) for batches of article pages."""
     for batch in batches:
         cols = {n: batch.column(n).to_pylist() for n in ("lang", "page_id", "dump", "wikitext",
@@ -62,7 +66,8 @@ def sentence_batches(batches: Iterable[pa.RecordBatch], *, parser: str = "fast",
         rows: dict[str, list] = {n: [] for n in CLEAN_SCHEMA.names}
         for lang, pid, dump, text, length in zip(*cols.values()):
             sents, reason = page_sentences(text, length or 0, lang, namespaces=namespaces_of(dump),
-                                           parser=parser, max_bytes=max_bytes, timeout_s=timeout_s)
+                                           parser=parser, max_bytes=max_bytes, timeout_s=timeout_s,
+                                           templates=templates)
             base = pid * SENTENCE_ID_BASE
             n = len(sents)
             rows["lang"] += [lang] * (n + 1)
@@ -115,7 +120,8 @@ def is_article(row: Mapping) -> bool:
 
 def split_pages(rows: list[dict], lang: str, dump: str, counts: dict[str, dict[str, int]], *,
                 namespaces: Mapping | None = None, parser: str = "fast",
-                max_bytes: int = 2_000_000, timeout_s: float = 10.0
+                max_bytes: int = 2_000_000, timeout_s: float = 10.0,
+                templates: Iterable[str] = TEXT_TEMPLATES
                 ) -> tuple[pa.RecordBatch, pa.RecordBatch]:
     """``pages`` and ``sentences`` rows (their stored schemas: no ``lang``) of a run of page
     dicts of one dump, each page counted in ``counts`` (``new_counts()``)."""
@@ -138,7 +144,8 @@ def split_pages(rows: list[dict], lang: str, dump: str, counts: dict[str, dict[s
         scount["in"] += 1
         sents, reason = page_sentences(r["wikitext"], r["wikitext_len"] or 0, lang,
                                        namespaces=namespaces, parser=parser,
-                                       max_bytes=max_bytes, timeout_s=timeout_s)
+                                       max_bytes=max_bytes, timeout_s=timeout_s,
+                                       templates=templates)
         pcount["oversized"] += r["wikitext"] is None  # as page_stats counts it
         if reason:
             key = f"rejected_{reason}"

@@ -15,17 +15,22 @@ from __future__ import annotations
 
 import functools
 import html
+import json
 import re
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+from factroots.config import TEXT_TEMPLATES
 
 MW_MAX_CHARS = 300_000  # mwparserfromhell's memory blows up on some large pages (#286)
 DROP_TAGS = ("ref", "references", "math", "gallery", "timeline", "score", "syntaxhighlight",
              "source", "pre", "imagemap", "graph", "mapframe", "maplink", "chem", "ce", "hiero",
              "templatedata", "templatestyles", "inputbox", "categorytree", "noinclude", "poem_ignore")
-CANONICAL_DROP = ("File", "Image", "Media", "Category")
+NAMESPACES_JSON = Path(__file__).resolve().parents[1] / "data" / "namespaces" / "namespaces.json"
+DROP_KEYS = ("-2", "6", "14")  # Media, File, Category: their links are dropped
 
 _COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
 _DROP_ALT = "|".join(DROP_TAGS)
@@ -40,7 +45,15 @@ _PLAIN_LINK = re.compile(r"\[\[([^\[\]|:]*)\]\]")  # no namespace, no label: its
 _LABEL_LINK = re.compile(r"\[\[[^\[\]|:]*\|([^\[\]|]*)\]\]")  # no namespace: its label
 _EXT_LINK = re.compile(r"\[(?:https?:|ftp:|//|mailto:)[^\s\]]*(?:\s+([^\]]*))?\]")
 _BARE_URL = re.compile(r"https?://\S+")
-_QUOTES = re.compile(r"'{2,5}")
+_LONG_QUOTES = re.compile(r"'{6,}")  # bold + italic around removed text: nothing left to format
+# the start of a link with a namespace-like prefix (not [[:File:…]], a visible link)
+_PREFIXED_LINK = re.compile(r"\[\[[ \t]*([^\[\]|:\n]{1,60}):")
+_BRACKETS = re.compile(r"\[\[|\]\]")
+_BRACES = re.compile(r"\{\{|\}\}")
+_PARAM_TOKENS = re.compile(r"\[\[|\]\]|\{\{|\}\}|\|")
+# a comma or semicolon left before other punctuation by a removal ("in 1900, ." -> "in 1900.")
+_STRAY_SEP = re.compile(r"[,;、，][ \t]*(?=[,;!?。、，]|\.(?!\.))")
+_LEADING_SEP = re.compile(r"([(（])[ \t]*[,;、，][ \t]*")  # "(, occasionally)" -> "(occasionally)"
 # headings and list markers at line starts, matched with the newline before them: a literal
 # first character lets the regex engine skip ahead (a ^ in MULTILINE mode is tried everywhere)
 _HEADING = re.compile(r"\n=+[^\n]*?=+[ \t]*(?=\n|\Z)")
@@ -59,15 +72,32 @@ _INTERWIKI = re.compile(r"^[a-z]{2,3}(?:-[a-z]+)*$")
 _LETTER = re.compile(r"[^\W\d_]")
 
 
+def ns_key(name: str) -> str:
+    """A namespace name as MediaWiki compares prefixes: ``_`` is a space, runs of spaces are
+    one, case is ignored."""
+    return " ".join(name.replace("_", " ").split()).casefold()
+
+
+@functools.lru_cache(maxsize=1)
+def namespace_data() -> dict:
+    """The shipped Media/File/Category names and aliases per language (data/namespaces)."""
+    return json.loads(NAMESPACES_JSON.read_text(encoding="utf-8"))
+
+
 @functools.lru_cache(maxsize=512)
-def _drop_prefixes(names: tuple[str, ...]) -> frozenset[str]:
-    return frozenset(n.casefold() for n in names + CANONICAL_DROP if n)
+def _drop_prefixes(names: tuple[str, ...], lang: str | None) -> frozenset[str]:
+    data = namespace_data()
+    shipped = data["langs"].get(lang or "", {})
+    extra = [n for k in DROP_KEYS for n in data["canonical"][k] + shipped.get(k, [])]
+    return frozenset(ns_key(n) for n in (*names, *extra) if n)
 
 
-def drop_namespaces(namespaces: Mapping | None) -> frozenset[str]:
-    """Casefolded link prefixes whose links are dropped: file (6), media (-2), category (14)."""
+def drop_namespaces(namespaces: Mapping | None, lang: str | None = None) -> frozenset[str]:
+    """Link prefixes (``ns_key``) whose links are dropped: file (6), media (-2) and category
+    (14), by the dump's siteinfo names, the shipped names and aliases of ``lang`` and the
+    canonical English ones."""
     ns = {int(k): v for k, v in (namespaces or {}).items()}
-    return _drop_prefixes(tuple(ns.get(k, "") for k in (6, -2, 14)))
+    return _drop_prefixes(tuple(ns.get(k, "") for k in (6, -2, 14)), lang)
 
 
 def _cut_balanced(parts: list[str], is_open: Callable[[str], bool], mark: str = ""
@@ -118,6 +148,98 @@ def _remove_nested(text: str) -> tuple[str, bool]:
     return kept, ok
 
 
+def _span_end(text: str, start: int, tokens: re.Pattern, opener: str, end: int | None = None
+              ) -> int:
+    """The index after the token that closes the span opened at ``start`` (-1: not before
+    ``end``)."""
+    depth = 0
+    for m in tokens.finditer(text, start, len(text) if end is None else end):
+        depth += 1 if m.group() == opener else -1
+        if depth == 0:
+            return m.end()
+    return -1
+
+
+@functools.lru_cache(maxsize=64)
+def template_rules(templates: tuple[str, ...]) -> tuple[dict, tuple, re.Pattern | None]:
+    """(exact name -> param keys, ((prefix, keys), …), a regex finding their starts) of a
+    ``trace.text_templates`` list (``name:param[,param…]``; ``name-*`` = a name prefix)."""
+    exact: dict[str, tuple] = {}
+    prefixes: list[tuple[str, tuple]] = []
+    alts = []
+    for rule in templates:
+        name, sep, spec = rule.rpartition(":")
+        if not sep or not name.strip():
+            raise ValueError(f"trace.text_templates: {rule!r} is not name:param")
+        keys = tuple(int(k) if k.strip().lstrip("-").isdigit() else k.strip()
+                     for k in spec.split(",") if k.strip())
+        key = ns_key(name)
+        if key.endswith("*"):
+            prefixes.append((key[:-1], keys))
+            alts.append(re.escape(key[:-1]).replace("\\ ", "[ _]+") + r"[^{}|\n]*?")
+        else:
+            exact[key] = keys
+            alts.append(re.escape(key).replace("\\ ", "[ _]+"))
+    if not alts:
+        return exact, tuple(prefixes), None
+    pat = re.compile(r"\{\{[ \t]*(" + "|".join(sorted(alts, key=len, reverse=True))
+                     + r")[ \t]*\|", re.IGNORECASE)
+    return exact, tuple(prefixes), pat
+
+
+def _split_params(inner: str) -> list[str]:
+    """A template's parameters: ``inner`` cut at the ``|`` outside nested links and templates."""
+    parts, depth, last = [], 0, 0
+    for m in _PARAM_TOKENS.finditer(inner):
+        tok = m.group()
+        if tok in ("[[", "{{"):
+            depth += 1
+        elif tok in ("]]", "}}"):
+            depth = max(0, depth - 1)
+        elif not depth:
+            parts.append(inner[last:m.start()])
+            last = m.end()
+    parts.append(inner[last:])
+    return parts
+
+
+def _pick(params: list[str], keys: tuple) -> str:
+    """The first of ``keys`` present: a positional number (1 = first, -1 = last) or a name."""
+    positional, named = [], {}
+    for p in params:
+        eq = p.find("=")
+        if eq > 0 and not any(t in p[:eq] for t in ("[[", "{{")):
+            named[p[:eq].strip()] = p[eq + 1:]
+        else:
+            positional.append(p)
+    for k in keys:
+        v = None
+        if isinstance(k, int):
+            if k and -len(positional) <= k <= len(positional):
+                v = positional[k - 1 if k > 0 else k]
+        else:
+            v = named.get(k)
+        if v is not None and v.strip():
+            return v.strip()
+    return ""
+
+
+def expand_templates(text: str, templates: Iterable[str] = TEXT_TEMPLATES) -> str:
+    """Text-carrying templates (``{{lang|fr|Paris}}`` -> ``Paris``) replaced by their visible
+    text, innermost first; every other template is left for removal."""
+    exact, prefixes, pat = template_rules(tuple(templates))
+    if pat is None or "{{" not in text:
+        return text
+    starts = [(m.start(), m.end(), ns_key(m.group(1))) for m in pat.finditer(text)]
+    for start, body, name in reversed(starts):  # a later start is an inner one: it goes first
+        end = _span_end(text, start, _BRACES, "{{")
+        if end < 0:
+            continue
+        keys = exact.get(name) or next((k for p, k in prefixes if name.startswith(p)), ())
+        text = text[:start] + _pick(_split_params(text[body:end - 2]), keys) + text[end:]
+    return text
+
+
 def _remove_tables(text: str) -> tuple[str, bool]:
     if "{|" not in text:
         return text, True
@@ -132,8 +254,7 @@ def _link_text(inner: str, drop: frozenset[str]) -> str:
     visible = t.startswith(":")
     if ":" in t and not visible:
         prefix = t.split(":", 1)[0].strip()
-        p = prefix.casefold()
-        if p in drop or _INTERWIKI.match(prefix):
+        if ns_key(prefix) in drop or _INTERWIKI.match(prefix):
             return ""
     if label:
         if "|" in label:  # e.g. [[:File:x|thumb|caption]] seen as a link: keep the caption
@@ -143,7 +264,32 @@ def _link_text(inner: str, drop: frozenset[str]) -> str:
     return t.split("#", 1)[0] if not t.startswith("#") else t[1:]
 
 
+def _remove_dropped_links(text: str, drop: frozenset[str]) -> str:
+    """Remove whole file/category/interlanguage links, captions included (a caption may hold
+    links, brackets or external links that the link regexes do not pass)."""
+    out, pos = [], 0
+    for m in _PREFIXED_LINK.finditer(text):
+        if m.start() < pos:
+            continue
+        prefix = m.group(1).strip()
+        if ns_key(prefix) not in drop and not _INTERWIKI.match(prefix):
+            continue
+        para = text.find("\n\n", m.start())  # a link does not run past its paragraph
+        end = _span_end(text, m.start(), _BRACKETS, "[[", None if para < 0 else para)
+        if end < 0:  # never closed: to the end of its line
+            nl = text.find("\n", m.start())
+            end = len(text) if nl < 0 else nl
+        out.append(text[pos:m.start()])
+        pos = end
+    if not out:
+        return text
+    out.append(text[pos:])
+    return "".join(out)
+
+
 def _replace_links(text: str, drop: frozenset[str]) -> str:
+    if "[[" in text and ":" in text:
+        text = _remove_dropped_links(text, drop)
     # most links, without a callback: split() keeps the captured text between the pieces, and
     # joining them is sub(r"\1") at C speed (sub expands the template in Python per match)
     text = "".join(_LABEL_LINK.split("".join(_PLAIN_LINK.split(text))))
@@ -168,6 +314,8 @@ def _to_paragraphs(text: str) -> list[str]:
     if "&" in text:
         text = html.unescape(text)
     text = _EMPTY_PARENS.sub("", "".join(_DANGLING_SEP.split(text)))
+    text = _STRAY_SEP.sub("", text)
+    text = _LEADING_SEP.sub(r"\1", text)
     if "（" in text:
         text = _EMPTY_PARENS_CJK.sub("", text)
     # One pass over the page, not one per paragraph: paragraph breaks become a marker word,
@@ -177,41 +325,65 @@ def _to_paragraphs(text: str) -> list[str]:
     for a, b in _SPACE_AFTER:
         if a in flat:
             flat = flat.replace(a, b)
-    return [p for p in (b.strip() for b in flat.split(_PARA_MARK)) if p and _LETTER.search(p)]
+    # a paragraph that starts with a separator lost what stood before it
+    return [p for p in (b.strip().lstrip(",;、， ") for b in flat.split(_PARA_MARK))
+            if p and _LETTER.search(p)]
 
 
-def clean_fast(text: str, namespaces: Mapping | None = None) -> tuple[list[str], bool]:
+def clean_fast(text: str, namespaces: Mapping | None = None, *, lang: str | None = None,
+               templates: Iterable[str] = TEXT_TEMPLATES) -> tuple[list[str], bool]:
     """The regex cleaner: (paragraphs, whether the markup balanced)."""
     if "<!--" in text:
         text = _COMMENT.sub("", text)
     if "<" in text:
         text = _SELF_DROP.sub("", _DROP_TAG.sub("", text))
+    if "{{" in text:
+        text = expand_templates(text, templates)
     text, ok1 = _remove_nested(text)
     text, ok2 = _remove_tables(text)
     if "<" in text:
         text = _TAG.sub("", text)
-    text = _replace_links(text, drop_namespaces(namespaces))
+    text = _replace_links(text, drop_namespaces(namespaces, lang))
     text = _EXT_LINK.sub(lambda m: m.group(1) or "", text)
     text = _BARE_URL.sub("", text)
     if "''" in text:
-        text = text.replace("'''''", "").replace("'''", "").replace("''", "")
+        text = _strip_quotes(text)
     if "__" in text:
         text = _MAGIC.sub("", text)
     return _to_paragraphs(text), ok1 and ok2
 
 
-def clean_mwparser(text: str, namespaces: Mapping | None = None) -> list[str]:
-    """The mwparserfromhell cleaner: same removals, by the parse tree."""
+def _strip_quotes(text: str) -> str:
+    """Bold/italic quotes removed; four quotes are an apostrophe before bold (MediaWiki)."""
+    if "''''''" in text:
+        text = _LONG_QUOTES.sub("", text)
+    return text.replace("'''''", "").replace("'''", "").replace("''", "")
+
+
+def clean_mwparser(text: str, namespaces: Mapping | None = None, *, lang: str | None = None,
+                   templates: Iterable[str] = TEXT_TEMPLATES) -> list[str]:
+    """The mwparserfromhell cleaner: same removals, by the parse tree; what it leaves unparsed
+    (templates and tables nested deeper than it parses) is removed by the fast path's rules."""
     import mwparserfromhell
 
-    drop = drop_namespaces(namespaces)
-    code = mwparserfromhell.parse(_COMMENT.sub("", text), skip_style_tags=True)
+    drop = drop_namespaces(namespaces, lang)
+    text = expand_templates(_COMMENT.sub("", text), templates)
+    code = mwparserfromhell.parse(text, skip_style_tags=True)
     for node in list(code.ifilter(recursive=False)):
         _mw_remove(code, node, drop)
     body = code.strip_code(normalize=True, collapse=False, keep_template_params=False)
     body = _DROP_TAG.sub("", body)
+    # mwparserfromhell gives up on deep nesting and keeps it as text: remove it as the fast
+    # path does (balanced spans, else innermost first and stray braces)
+    body, _ = _remove_nested(body)
+    body, balanced = _remove_tables(body)
+    if not balanced:  # a table that never closes: its lines go
+        body = "\n".join(ln for ln in body.split("\n")
+                         if not ln.lstrip().startswith(("{|", "|", "!")))
     body = _TAG.sub("", body)
-    body = _QUOTES.sub("", body)
+    if "[[" in body:
+        body = _replace_links(body, drop)
+    body = _strip_quotes(body)
     body = _MAGIC.sub("", body)
     return _to_paragraphs(body)
 
@@ -228,15 +400,17 @@ def _mw_remove(code, node, drop: frozenset[str]) -> None:  # type: ignore[no-unt
             code.remove(node)
 
 
-def clean_wikitext(text: str, *, namespaces: Mapping | None = None, parser: str = "fast") -> list[str]:
-    """Paragraphs of plain text from wikitext (links to text, templates and markup removed)."""
+def clean_wikitext(text: str, *, namespaces: Mapping | None = None, parser: str = "fast",
+                   lang: str | None = None, templates: Iterable[str] = TEXT_TEMPLATES) -> list[str]:
+    """Paragraphs of plain text from wikitext (links to text, text-carrying templates to their
+    text, other templates and markup removed)."""
     if parser == "mwparser":
-        return clean_mwparser(text, namespaces)
-    paras, balanced = clean_fast(text, namespaces)
+        return clean_mwparser(text, namespaces, lang=lang, templates=templates)
+    paras, balanced = clean_fast(text, namespaces, lang=lang, templates=templates)
     if balanced or len(text) > MW_MAX_CHARS:
         return paras
     try:
-        return clean_mwparser(text, namespaces)
+        return clean_mwparser(text, namespaces, lang=lang, templates=templates)
     except Exception:  # noqa: BLE001 - mwparserfromhell has known crashes: keep the fast result
         return paras
 
@@ -250,8 +424,9 @@ def _alarm(signum, frame):  # type: ignore[no-untyped-def]
 
 
 def clean_page(text: str | None, length: int, *, namespaces: Mapping | None = None,
-               parser: str = "fast", max_bytes: int = 2_000_000,
-               timeout_s: float = 10.0) -> tuple[list[str], str | None]:
+               parser: str = "fast", max_bytes: int = 2_000_000, timeout_s: float = 10.0,
+               lang: str | None = None, templates: Iterable[str] = TEXT_TEMPLATES
+               ) -> tuple[list[str], str | None]:
     """Guarded ``clean_wikitext``: (paragraphs, None) or ([], reject reason).
 
     Reasons: ``oversized`` (over ``max_bytes``), ``timeout`` (slower than ``timeout_s``; where
@@ -267,7 +442,8 @@ def clean_page(text: str | None, length: int, *, namespaces: Mapping | None = No
         if use_alarm:
             old = signal.signal(signal.SIGALRM, _alarm)
             signal.setitimer(signal.ITIMER_REAL, timeout_s)
-        paras = clean_wikitext(text, namespaces=namespaces, parser=parser)
+        paras = clean_wikitext(text, namespaces=namespaces, parser=parser, lang=lang,
+                               templates=templates)
     except PageTimeout:
         return [], "timeout"
     except RecursionError:

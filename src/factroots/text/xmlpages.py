@@ -19,7 +19,7 @@ PAGE_OPEN, PAGE_CLOSE = b"<page>", b"</page>"
 _STRICT = etree.XMLParser(huge_tree=True, resolve_entities=False, remove_blank_text=False)
 _NS_RE = re.compile(rb'<namespace key="(-?\d+)"[^>]*?(?:/>|>(.*?)</namespace>)', re.DOTALL)
 _TAG_RE = {k: re.compile(rb"<%s>(.*?)</%s>" % (k.encode(), k.encode()), re.DOTALL)
-           for k in ("title", "ns", "id", "dbname")}
+           for k in ("title", "ns", "id", "dbname", "base")}
 _LANG_RE = re.compile(rb'xml:lang="([^"]+)"')
 
 
@@ -31,14 +31,16 @@ def reject(reason: str, page_id: int | None = None, title: str | None = None,
 
 
 def parse_siteinfo(head: bytes) -> dict:
-    """dbname, lang and namespaces ({key: name}) from the first bytes of a dump."""
+    """dbname, base URL, lang and namespaces ({key: name}) from the first bytes of a dump."""
     end = head.find(b"</siteinfo>")
     block = head[: end if end >= 0 else len(head)]
     namespaces = {int(k): html.unescape((v or b"").decode("utf-8", "replace"))
                   for k, v in _NS_RE.findall(block)}
     db = _TAG_RE["dbname"].search(block)
+    base = _TAG_RE["base"].search(block)
     lang = _LANG_RE.search(head[:2000])
     return {"dbname": db.group(1).decode() if db else None,
+            "base": html.unescape(base.group(1).decode("utf-8", "replace")) if base else None,
             "lang": lang.group(1).decode() if lang else None,
             "namespaces": namespaces}
 
@@ -139,12 +141,16 @@ class PageSplitter:
         self.limit = limit
         self.done = False
         self.pending_rejects: list[dict] = []  # rows for bytes lost upstream (corrupt streams)
+        # set after lost bytes: the text that follows may start with the tail of a lost page
+        self.resynced = False
 
     def feed(self, data: bytes) -> bytes | None:
         """Add bytes; return a run of complete pages when one is ready."""
         if self.done:
             return None
         buf = self.buf + data if self.buf else data
+        if self.resynced:
+            buf = self._drop_lost_tail(buf)
         start = buf.find(PAGE_OPEN)
         if start < 0:
             keep = buf[-(len(PAGE_OPEN) - 1):]
@@ -169,6 +175,18 @@ class PageSplitter:
         self.pos += end
         self.buf = buf[end:]
         return run
+
+    def _drop_lost_tail(self, buf: bytes) -> bytes:
+        """Count the end of a page whose start was lost (a ``</page>`` before any ``<page>``)."""
+        close, start = buf.find(PAGE_CLOSE), buf.find(PAGE_OPEN)
+        if close < 0 and start < 0:
+            return buf
+        self.resynced = False
+        if close >= 0 and (start < 0 or close < start):
+            self.pending_rejects.append(reject("corrupt_stream"))
+            self.pos += close + len(PAGE_CLOSE)
+            return buf[close + len(PAGE_CLOSE):]
+        return buf
 
     def finish(self) -> list[dict]:
         """Reject rows for pages left open at the end of the stream (cut off mid-page)."""

@@ -1,4 +1,6 @@
-"""Builds ``cooccurrence`` (one row per (lang, uuid) of ``facts``) from ``mentions``, the chunk
+"""Builds ``cooccurrence`` (one row per (lang, uuid) of ``facts``): in the trace job from the
+sentences as the dump source makes them (the fused path at the end of this module: no row per
+mention reaches the JVM), and by ``build_cooccurrence`` from ``mentions``, the chunk
 positions of the sentences (``factroots.trace.chunks``) and the facts with their name flags.
 
 Windows: a sentence, a chunk of ``trace.chunk_size`` subwords (the paper's unit) and a document
@@ -16,16 +18,24 @@ mentions the subject or the object. ``present`` is ``cooc_<window> >= trace.min_
 from __future__ import annotations
 
 import functools
+import hashlib
+import pickle
+from collections import OrderedDict
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from factroots import tables
-from factroots.text.cooccur import page_hits
+from factroots.text.chunking import cached_tokenizer, tokenizer_key
+from factroots.text.cooccur import LanguageNames, PartitionTracer, page_hits
+from factroots.text.match import cached_matcher
 from factroots.trace import pyworker
+from factroots.trace.mentions import name_lists
 
 FACT_COLS = ("lang", "uuid", "relation", "sub_uri", "obj_uri", "ambiguous_name", "sub_contains_obj")
 HITS_DDL = "lang string, uuid string, window string, ev bigint"
@@ -113,3 +123,98 @@ def build_cooccurrence(mentions_df: DataFrame, facts_df: DataFrame, chunks_df: D
     types = {"int64": "bigint", "string": "string", "bool": "boolean",
              "list<item: int64>": "array<bigint>"}
     return out.select(*[F.col(f.name).cast(types[str(f.type)]).alias(f.name) for f in spec.schema])
+
+
+# ---- the fused path: mentions and co-occurrence in the pass that makes the sentences ------
+# The driver writes each language's names and facts once (``plan_tracing``); every task of the
+# dump source loads them once per worker (``tracer_for``), traces its sentences as it makes
+# them (``text.cooccur.PartitionTracer``) and hands back per-fact partial counts with its
+# receipt; ``merge_partials`` sums them in one aggregation and ``finish_cooccurrence`` joins
+# them to the facts on the driver (one row per fact: 10^4-10^5 per language).
+
+PARTIALS_DDL = ("uuid string, sub_mentions bigint, obj_mentions bigint, cooc_sentence bigint, "
+                "cooc_chunk bigint, cooc_document bigint, evidence array<bigint>")
+PARTIAL_FIELDS = [("uuid", pa.string()), ("sub_mentions", pa.int64()),
+                  ("obj_mentions", pa.int64()), ("cooc_sentence", pa.int64()),
+                  ("cooc_chunk", pa.int64()), ("cooc_document", pa.int64()),
+                  ("evidence", pa.list_(pa.int64()))]
+_COUNTS = ("sub_mentions", "obj_mentions", "cooc_sentence", "cooc_chunk", "cooc_document")
+_LOADED: OrderedDict[str, LanguageNames] = OrderedDict()  # file name -> one language's names
+
+
+def plan_tracing(folder: Path, names: pa.Table, facts: pa.Table, trace: Any,
+                 tokenizer_json: str | None, mentions_dir: Path | None = None) -> dict:
+    """Write what the tasks need to trace each language of ``facts`` under ``folder`` (one
+    pickle of its name list and facts per language, the chunk tokenizer's JSON) and return the
+    spec the dump source takes (JSON-able; the folder must be readable by every executor)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lists = name_lists(names, trace)
+    files = {}
+    for lang in sorted(pc.unique(facts["lang"]).to_pylist()):
+        f = facts.filter(pc.equal(facts["lang"], lang))
+        info = lists.get(lang, {"key": "", "mode": "", "norms": [], "targets": []})
+        payload = {"lang": lang, "key": info["key"], "mode": info["mode"],
+                   "norms": info["norms"], "targets": info["targets"],
+                   "facts": list(zip(*(f[c].to_pylist() for c in ("uuid", "sub_uri", "obj_uri"))))}
+        data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+        name = f"{lang}-{hashlib.sha256(data).hexdigest()[:24]}.pkl"
+        (folder / name).write_bytes(data)
+        files[lang] = name
+    if tokenizer_json:
+        (folder / "tokenizer.json").write_text(tokenizer_json, encoding="utf-8")
+    return {"dir": str(folder), "files": files, "tokenizer": tokenizer_key(tokenizer_json),
+            "cap": int(trace.max_mentions_per_sentence), "window": trace.window,
+            "k": int(trace.evidence_k), "chunk_size": int(trace.chunk_size),
+            "mentions": str(mentions_dir) if mentions_dir else ""}
+
+
+def _names_of(folder: str, name: str) -> LanguageNames:
+    names = _LOADED.get(name)
+    if names is None:
+        p = pickle.loads((Path(folder) / name).read_bytes())
+        matcher = (cached_matcher(p["key"], p["lang"], p["mode"], lambda: p["norms"])
+                   if p["norms"] else None)
+        names = _LOADED[name] = LanguageNames(matcher, p["targets"], p["facts"])
+        while len(_LOADED) > 4:  # as many languages as the matcher cache keeps
+            _LOADED.popitem(last=False)
+    else:
+        _LOADED.move_to_end(name)
+    return names
+
+
+def tracer_for(spec: dict, lang: str) -> PartitionTracer | None:
+    """A fresh tracer for one partition of ``lang`` (None: the language has no facts); the
+    names automaton and the tokenizer are built once per worker process."""
+    name = spec["files"].get(lang)
+    if name is None:
+        return None
+    tok = cached_tokenizer(spec["tokenizer"], lambda: (Path(spec["dir"]) / "tokenizer.json")
+                           .read_text(encoding="utf-8"))
+    return PartitionTracer(_names_of(spec["dir"], name), cap=spec["cap"], window=spec["window"],
+                           k=spec["k"], chunk_size=spec["chunk_size"], tokenizer=tok)
+
+
+def merge_partials(df: DataFrame, k: int, extra: list | None = None) -> DataFrame:
+    """Per (lang, uuid): the tasks' partial counts summed, the ``k`` smallest evidence ids
+    (and the aggregates ``extra``)."""
+    return df.groupBy("lang", "uuid").agg(
+        *[F.sum(c).alias(c) for c in _COUNTS],
+        F.slice(F.array_sort(F.flatten(F.collect_list("evidence"))), 1, k).alias("evidence"),
+        *(extra or []))
+
+
+def finish_cooccurrence(facts: pa.Table, partials: pa.Table, trace: Any) -> pa.Table:
+    """The ``cooccurrence`` table, sorted by (lang, uuid), from the facts with their name flags
+    (``FACT_COLS``) and the merged partials (lang, uuid, counts, evidence): zero counts and no
+    evidence for a fact no task saw."""
+    facts = facts.select(list(FACT_COLS)).sort_by([("lang", "ascending"), ("uuid", "ascending")])
+    fkey = pc.binary_join_element_wise(facts["lang"], facts["uuid"], "\x00")
+    pkey = pc.binary_join_element_wise(partials["lang"], partials["uuid"], "\x00")
+    got = partials.take(pc.index_in(fkey, value_set=pkey))
+    cols = {c: facts[c] for c in FACT_COLS}
+    for c in _COUNTS:
+        cols[c] = pc.fill_null(got[c].cast(pa.int64()), 0)
+    ev = got["evidence"].combine_chunks().cast(pa.list_(pa.int64()))
+    cols["evidence"] = pc.if_else(pc.is_null(ev), pa.scalar([], pa.list_(pa.int64())), ev)
+    cols["present"] = pc.greater_equal(cols[f"cooc_{trace.window}"], trace.min_count)
+    return tables.conform("cooccurrence", pa.table(cols))

@@ -1,17 +1,21 @@
-"""The trace stage: Wikipedia dumps -> `pages` -> `sentences` -> `mentions` -> `cooccurrence`.
+"""The trace stage: Wikipedia dumps -> `pages`, `sentences`, [`mentions`], `cooccurrence`.
 
 ``run(spark, cfg)`` reads ``facts`` from ``cfg.out``, finds each language's dumps
-(``trace.dumps``, else ``trace.dump_dir``), and builds the four tables for every language that
-is not done yet, all languages in one Spark job per stage. Each stage is materialised to
-Parquet and read back by the next. Every table is written into a staging folder, ``pages``
-and ``sentences`` by the Spark tasks themselves (``dump_source.write_dumps``: one file per byte
-range, only counters reach the JVM), the others with ``partitionBy("lang")``, and each
+(``trace.dumps``, else ``trace.dump_dir``), and builds the tables for every language that is
+not done yet, all languages in one Spark job. One pass over the dumps does it all
+(``dump_source.write_dumps`` with ``cooccurrence.plan_tracing``): each task decompresses its
+byte range, writes its ``pages`` and ``sentences`` Parquet files, finds the names in the
+sentences as it makes them and pairs them page by page (``text.cooccur.PartitionTracer``),
+writing ``mentions`` too only with ``trace.write_mentions``; the JVM receives its counters
+and per-fact partial counts, merged by one aggregation, and the driver writes
+``cooccurrence`` (one row per fact). Each table is written into a staging folder and each
 language is then moved into place on its own (``storage.commit_partition``): re-running one
-language replaces only that language. A
-language is skipped when its four partitions are done with the same fingerprint (dumps, trace
-settings, normaliser, matcher, chunk tokenizer, facts). A language without a dump, or whose
-dump cannot be read, is reported in ``<out>/trace_report.json`` and the log, not a crash.
-``main(cfg)`` builds a local session from ``cfg.trace``, runs, and stops it.
+language replaces only that language. A language is skipped when its partitions are done with
+the same fingerprint (dumps, trace settings, normaliser, matcher, chunk tokenizer, facts). A
+language without a dump, or whose dump cannot be read, is reported in
+``<out>/trace_report.json`` and the log, not a crash. ``_mentions_and_cooccurrence`` is the
+DataFrame path from committed sentences, kept as the reference the fused path is tested
+against. ``main(cfg)`` builds a local session from ``cfg.trace``, runs, and stops it.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from factroots.text.match import MATCHER
 from factroots.text.normalize import NORMALIZER
 from factroots.trace import chunks as chunks_mod
 from factroots.trace import dump_source
-from factroots.trace.cooccurrence import build_cooccurrence
+from factroots.trace.cooccurrence import build_cooccurrence, finish_cooccurrence, plan_tracing
 from factroots.trace.mentions import build_mentions
 from factroots.trace.names import build_names, fact_flags, read_aliases
 from factroots.trace.tokenizer import resolve_tokenizer
@@ -52,7 +56,8 @@ _DDL = {"string": "string", "int64": "bigint", "int32": "int", "bool": "boolean"
         "list<item: int64>": "array<bigint>"}
 JAVA_OPTS = "spark.driver.extraJavaOptions"
 QUICK_JIT = "-XX:TieredStopAtLevel=1"
-_NOT_RESULTS = ("spark_master", "spark_conf", "local_jit", "partitions_per_file")
+_NOT_RESULTS = ("spark_master", "spark_conf", "local_jit", "partitions_per_file",
+                "write_mentions")
 
 
 def find_dumps(cfg: RunConfig, langs: list[str]) -> dict[str, list[str]]:
@@ -129,9 +134,18 @@ def _read_back(spark: SparkSession, cfg: RunConfig, table: str, langs: list[str]
     paths = [str(p) for lg in langs
              if any((p := storage.partition_dir(cfg.out, table, lg)).glob("*.parquet"))]
     if not paths:  # no rows at all: an empty frame of the declared schema
-        ddl = ", ".join(f"`{f.name}` {_DDL[str(f.type)]}" for f in tables.spec(table).schema)
-        return spark.createDataFrame([], ddl)
+        return spark.createDataFrame([], _ddl_of(table))
     return spark.read.option("basePath", str(base)).parquet(*paths)
+
+
+def _ddl_of(table: str) -> str:
+    return ", ".join(f"`{f.name}` {_DDL[str(f.type)]}" for f in tables.spec(table).schema)
+
+
+def _read_staged(spark: SparkSession, staged: Path, table: str) -> DataFrame:
+    """A staged write read back with its declared schema: a write of no rows (no language
+    found a mention) has no file to infer one from."""
+    return spark.read.schema(_ddl_of(table)).parquet(str(staged))
 
 
 def _via_parquet(spark: SparkSession, cfg: RunConfig, t: pa.Table, name: str) -> DataFrame:
@@ -163,7 +177,8 @@ def run(spark: SparkSession, cfg: RunConfig) -> Path:
     dumps = _checked(cfg, dumps, report)
     tok_json, tok_desc = resolve_tokenizer(cfg)
     fps = fingerprints(cfg, dumps, tokenizer_key(tok_json))
-    todo = [lg for lg in dumps if not all(storage.is_done(cfg.out, t, lg, fps[lg]) for t in TABLES)]
+    todo = [lg for lg in dumps
+            if not all(storage.is_done(cfg.out, t, lg, fps[lg]) for t in _tables(cfg))]
     for lang in dumps:
         report[lang] = {"status": "done" if lang in todo else "skipped", "dumps": dumps[lang],
                         "fingerprint": fps[lang]}
@@ -200,27 +215,83 @@ def _run_langs(spark: SparkSession, cfg: RunConfig, facts: pa.Table, dumps: dict
     extra = {lg: {"dumps": dumps[lg], "chunk_tokenizer": tok_desc,
                   "window": cfg.trace.window, "min_count": cfg.trace.min_count} for lg in langs}
     # The tasks write pages and sentences themselves (no page or sentence goes through the
-    # JVM); Spark only schedules the byte ranges and gathers their counters.
-    staged = {t: storage.staging_dir(cfg.out, t) / "data" for t in ("pages", "sentences")}
+    # JVM) and trace them as they go (no mention either); Spark only schedules the byte
+    # ranges and merges their per-fact partial counts.
+    names, name_stats, facts_flags = _names_and_flags(cfg, facts)
+    staged = {t: storage.staging_dir(cfg.out, t) / "data" for t in _tables(cfg)
+              if t != "cooccurrence"}
+    work = storage.staging_dir(cfg.out, "cooccurrence")
     try:
-        stats = dump_source.write_dumps(spark, dumps, cfg, staged["pages"], staged["sentences"])
+        tracing = plan_tracing(work / "names", names, facts_flags, cfg.trace, tok_json,
+                               staged.get("mentions"))
+        stats = dump_source.write_dumps(spark, dumps, cfg, staged["pages"], staged["sentences"],
+                                        tracing)
         for table in ("pages", "sentences"):
             _commit(cfg, table, staged[table], langs, stats[table], fps, extra)
+        _commit_traced(cfg, facts_flags, langs, stats, name_stats, staged.get("mentions"), fps,
+                       extra, report)
     finally:
-        for d in staged.values():
+        for d in (*staged.values(), work / "names"):
             shutil.rmtree(d.parent, ignore_errors=True)
-    _mentions_and_cooccurrence(spark, cfg, facts, langs, fps, tok_json, extra, report)
+
+
+def _tables(cfg: RunConfig) -> tuple[str, ...]:
+    """The tables a language needs to be done (``mentions`` only with trace.write_mentions)."""
+    return TABLES if cfg.trace.write_mentions else tuple(t for t in TABLES if t != "mentions")
+
+
+def _names_and_flags(cfg: RunConfig, facts: pa.Table) -> tuple[pa.Table, dict, pa.Table]:
+    """The names to find (with their stats) and the facts with their name flags."""
+    aliases = read_aliases(cfg.path(cfg.trace.aliases)) if cfg.trace.aliases else None
+    names, name_stats = build_names(facts, aliases, cfg.trace)
+    return names, name_stats, facts.join(fact_flags(facts, names, cfg.trace), ["lang", "uuid"])
+
+
+_STRICTNESS = {f"mentions_{s}" for s in ("word", "prefix", "substring")}
+_TRACE_EXTRA = ("mentions", "pages_with_pairs", "sentences_chunked")
+
+
+def _commit_traced(cfg: RunConfig, facts_flags: pa.Table, langs: list[str], stats: dict,
+                   name_stats: dict, mentions_staged: Path | None, fps: dict, extra: dict,
+                   report: dict) -> None:
+    """Commit ``mentions`` (when written) and ``cooccurrence`` from the fused pass's results."""
+    traced = {lg: stats["trace"].get(lg, {}) for lg in langs}
+    mstats = {lg: {f"names_{k}": v for k, v in name_stats.get(lg, {}).items()} for lg in langs}
+    for lg in langs:
+        mstats[lg].update({k: v for k, v in traced[lg].items() if k in _STRICTNESS})
+    if mentions_staged is not None:
+        _commit(cfg, "mentions", mentions_staged, langs, mstats, fps, extra)
+    cooc = finish_cooccurrence(facts_flags, stats["partials"], cfg.trace)
+    for lg in langs:
+        t = cooc.filter(pc.equal(cooc["lang"], lg))
+        present = int(pc.sum(t["present"].cast(pa.int64())).as_py() or 0)
+        st = {"in": t.num_rows, "out": t.num_rows, "present": present, "window": cfg.trace.window,
+              "min_count": cfg.trace.min_count,
+              "mentions_over_cap": traced[lg].get("mentions_over_cap", 0),
+              # why a language has few or no co-occurrences: its sentences, names, mentions
+              "sentences": stats["sentences"].get(lg, {}).get("sentences", 0),
+              "names": mstats[lg].get("names_out", 0),
+              **{k: traced[lg].get(k, 0) for k in _TRACE_EXTRA},
+              **{k: v for k, v in mstats[lg].items() if k in _STRICTNESS}}
+        storage.write_table(cfg.out, "cooccurrence", t, lg, config=to_dict(cfg), stats=st,
+                            fp=fps[lg], inputs={**extra[lg], "normalizer": NORMALIZER,
+                                                "matcher": MATCHER})
+        report[lg].update(present=present, facts=t.num_rows,
+                          task_cpu_s={k: round(v, 3) for k, v in stats["cpu"].get(lg, {}).items()})
 
 
 def _mentions_and_cooccurrence(spark: SparkSession, cfg: RunConfig, facts: pa.Table,
                                langs: list[str], fps: dict, tok_json: str | None, extra: dict,
                                report: dict) -> None:
+    """The DataFrame path from committed ``sentences`` (mentions through the JVM to Parquet,
+    chunks of every sentence, co-occurrence by a shuffle of the mentions): the reference the
+    fused path is checked against, row by row (tests/spark/test_trace_fused.py)."""
     aliases = read_aliases(cfg.path(cfg.trace.aliases)) if cfg.trace.aliases else None
     names, name_stats = build_names(facts, aliases, cfg.trace)
     sents = _read_back(spark, cfg, "sentences", langs)
     mentions = build_mentions(sents, _via_parquet(spark, cfg, names, "names"), cfg)
     staged = _staged_write(mentions, cfg, "mentions")
-    m_back = spark.read.parquet(str(staged)).groupBy("lang", "strictness").count().collect()
+    m_back = _read_staged(spark, staged, "mentions").groupBy("lang", "strictness").count().collect()
     mstats = {lg: {f"names_{k}": v for k, v in name_stats.get(lg, {}).items()} for lg in langs}
     for r in m_back:
         mstats[r["lang"]][f"mentions_{r['strictness']}"] = r["count"]
@@ -230,7 +301,7 @@ def _mentions_and_cooccurrence(spark: SparkSession, cfg: RunConfig, facts: pa.Ta
     chunk_df = chunks_mod.build_chunks(sents, tok_json, cfg.trace.chunk_size)
     cooc = build_cooccurrence(_read_back(spark, cfg, "mentions", langs), facts_df, chunk_df, cfg)
     staged = _staged_write(cooc, cfg, "cooccurrence")
-    agg = (spark.read.parquet(str(staged)).groupBy("lang")
+    agg = (_read_staged(spark, staged, "cooccurrence").groupBy("lang")
            .agg(F.count("*").alias("out"), F.sum(F.col("present").cast("long")).alias("present"))
            .collect())
     n_facts = {lg: int(pc.sum(pc.equal(facts["lang"], lg)).as_py()) for lg in langs}

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from pyspark.sql import DataFrame
 
 from factroots import tables
-from factroots.text.match import cached_matcher, mode_for, names_key
+from factroots.text.match import best_mentions, cached_matcher, mode_for, names_key
 from factroots.trace import pyworker
 
 _TARGETS: dict[str, list[list[tuple[str, str]]]] = {}  # names_key -> (uri, role) per name
@@ -55,13 +55,7 @@ def _matcher(lang: str, info: dict, lists: Any):  # type: ignore[no-untyped-def]
 
 def _mentions_of(batch: pa.RecordBatch, lang: str, info: dict, lists: Any) -> pa.Table:
     matcher, targets = _matcher(lang, info, lists)
-    texts = batch.column("text")
-    best: dict[tuple, tuple] = {}
-    for t, i, start, end, strict in matcher.find(texts):
-        for uri, role in targets[i]:
-            k = (t, uri, role, start)
-            if k not in best or best[k][0] < end:  # two names of one uri at one start: longest
-                best[k] = (end, strict)
+    best = best_mentions(matcher.find(batch.column("text")), targets)
     keys = sorted(best)
     idx = pa.array([k[0] for k in keys], pa.int64())
     return pa.table({
