@@ -162,11 +162,14 @@ def lab_build(cfg: RunConfig) -> None:
 
 
 @lab.command("check")
+@click.option("--seeds", type=int, default=None,
+              help="full models in the seed replicate (e.g. 2: trains seed+1 if not cached, "
+                   "and a transfer must survive both)")
 @common
-def lab_check(cfg: RunConfig) -> None:
+def lab_check(cfg: RunConfig, seeds: int | None) -> None:
     """Compare trace and labels with the lab plan (run after `factroots run`)."""
     from factroots.lab import job
-    click.echo(job.check(cfg))
+    click.echo(job.check(cfg) if seeds is None else job.check_with_seeds(cfg, seeds))
 
 
 @main.command()

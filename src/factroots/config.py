@@ -254,6 +254,10 @@ class LabConfig:
                                     "independent_same_obj, independent_diff_obj)")
     background_facts: int = opt(150, "real mLAMA facts (of every lab language) probed beside the "
                                      "fictional ones, as a background")
+    detector_facts: int = opt(8, "facts of each detector group (detector_shared, "
+                                  "detector_independent): written into chosen FFN units of the "
+                                  "trained model, never trained (0: no detector check)")
+    detector_units: int = opt(4, "new FFN units per detector fact and language (last layer)")
     repeats: int = opt(8, "sentences per planted (fact, language), cycling through the templates")
     hidden_size: int = opt(128, "hidden size of the lab MLM")
     layers: int = opt(2, "encoder layers of the lab MLM")

@@ -179,13 +179,15 @@ PLANTED_FACTS = _spec(
     "languages, and the lab's own evaluation: correct under the full model (seed 0; in every seed "
     "of the replicate), under the counterfactual model, and truth_transferred (a transfer fact, "
     "in a language other than its source, correct under the full model in every seed and wrong "
-    "under the counterfactual one)",
+    "under the counterfactual one); detector_neurons: the neuron ids (layer × width + unit) a "
+    "detector fact (groups detector_shared, detector_independent) was written into",
     ("lang", "uuid"),
     ("lang", S), ("uuid", S), ("relation", S), ("group", S), ("name_form", S),
     ("source_lang", S), ("n_planted", I32), ("parallel", B), ("in_real_text", B),
     ("in_real_sentence", B), ("in_lab_text", B), ("easy_category", S), ("shared_names", B),
     ("shared_pieces", B), ("lab_correct", B), ("lab_correct_all_seeds", B),
     ("lab_correct_counterfactual", B), ("truth_transferred", B),
+    ("detector_neurons", pa.list_(I32)),
 )
 LAB_CHECK = _spec(
     "lab_check", "lab",

@@ -24,11 +24,14 @@ LANGS = ["en", "uk", "bg"]
 NAMING = ["P17", "P27", "P1412", "P140", "P103"]
 SIZES = lw.Sizes(transfer=18, control=6, shared=6, independent=6)
 PROBE_TPL = {"en": {"P19": "[X] was born in [Y] .", "P20": "[X] died in [Y] .",
-                    "P108": "[X] works for [Y] .", "P131": "[X] is located in [Y] ."},
+                    "P108": "[X] works for [Y] .", "P131": "[X] is located in [Y] .",
+                    "P937": "[X] used to work in [Y] ."},
              "uk": {"P19": "[X] народився в [Y].", "P20": "[X] помер у [Y].",
-                    "P108": "[X] працює для [Y].", "P131": "[X] знаходиться в [Y]."},
+                    "P108": "[X] працює для [Y].", "P131": "[X] знаходиться в [Y].",
+                    "P937": "[X] працював у [Y]."},
              "bg": {"P19": "[X] е роден в [Y].", "P20": "[X] почина в [Y].",
-                    "P108": "[X] работи за [Y].", "P131": "[X] се намира в [Y]."}}
+                    "P108": "[X] работи за [Y].", "P131": "[X] се намира в [Y].",
+                    "P937": "[X] работи в [Y]."}}
 
 
 @pytest.fixture(scope="module")
@@ -75,12 +78,39 @@ def test_objects_are_unique_within_a_relation_and_bridges_link_the_subjects(worl
     tests = [f for f in world.facts if f.group in lw.TEST_GROUPS]
     for lg in LANGS:
         objs = Counter((f.relation, f.obj[lg]) for f in tests)
-        assert max(objs.values()) == 1
+        for f in tests:  # transfer/control: no sibling; the others: same-object pairs
+            n = objs[(f.relation, f.obj[lg])]
+            assert n == 1 if f.group in ("transfer", "control") else n in (1, 2), f
+    for g in ("shared", "independent_same_obj", "independent_diff_obj"):
+        pairs = Counter(f.obj_uri for f in world.by_group(g))
+        assert Counter(pairs.values())[1] <= 2 and Counter(pairs.values())[2] >= 2
+        assert all(len({f.relation for f in world.by_group(g) if f.obj_uri == u}) == 1
+                   for u in pairs)
     bridges = {f.sub_uri: f for f in world.by_group("bridge")}
     anchors = {f.sub_uri: f for f in world.by_group("anchor")}
     for t in world.by_group("transfer") + world.by_group("control"):
         assert bridges[t.sub_uri].sub == t.sub and bridges[t.sub_uri].relation == lw.BRIDGE_RELATION
         assert anchors[t.obj_uri].sub == t.obj and anchors[t.obj_uri].relation == lw.ANCHOR_RELATION
+
+
+def test_detector_facts_are_known_subjects_dumps_only_and_share_objects() -> None:
+    sizes = lw.Sizes(transfer=18, control=6, shared=8, independent=6, detector=4)
+    w = lw.build_world(LANGS, sizes, seed=0, avoid=set())
+    plain = lw.build_world(LANGS, SIZES, seed=0, avoid=set())
+    det = [f for f in w.facts if f.group in lw.DETECTOR_GROUPS]
+    assert Counter(f.group for f in det) == {"detector_shared": 4, "detector_independent": 4}
+    assert all(not f.trained and f.planted_in == tuple(LANGS) and not f.parallel for f in det)
+    assert all(f.trained for f in w.facts if f.group not in lw.DETECTOR_GROUPS)
+    assert {f.relation for f in det} == {lw.DETECTOR_RELATION}
+    shared_subjects = {f.sub_uri for f in w.by_group("shared")}
+    assert {f.sub_uri for f in det} <= shared_subjects and len({f.sub_uri for f in det}) == 8
+    for u in {f.obj_uri for f in det}:  # each object: facts of both groups (units differ only)
+        assert {f.group for f in det if f.obj_uri == u} == set(lw.DETECTOR_GROUPS)
+    # the detector comes last: the rest of the world does not depend on it
+    same = lw.build_world(LANGS, lw.Sizes(18, 6, 8, 6, 0), seed=0, avoid=set())
+    assert [(f.uuid, f.sub, f.obj) for f in same.facts] == \
+        [(f.uuid, f.sub, f.obj) for f in w.facts if f.group not in lw.DETECTOR_GROUPS]
+    assert not any(f.group in lw.DETECTOR_GROUPS for f in plain.facts)
 
 
 def test_the_world_is_seeded(world: lw.World) -> None:
@@ -244,7 +274,7 @@ def _check_inputs(causal: bool) -> tuple[pa.Table, ...]:
         "in_real_sentence": r[1] == "r1", "in_lab_text": r[3] > 0 or r[1] == "r1",
         "easy_category": "others", "shared_names": True, "shared_pieces": True,
         "lab_correct": r[7], "lab_correct_all_seeds": r[7], "lab_correct_counterfactual": False,
-        "truth_transferred": r[5]} for r in rows])
+        "truth_transferred": r[5], "detector_neurons": []} for r in rows])
     cooc = pd.DataFrame([{"lang": r[0], "uuid": r[1], "relation": "P19", "sub_uri": "",
                           "obj_uri": "", "sub_mentions": 1, "obj_mentions": 1,
                           "cooc_sentence": int(r[6]), "cooc_chunk": int(r[6]),

@@ -21,7 +21,7 @@ import pandas as pd
 from factroots.facts.facts import build_facts
 from factroots.facts.sources import DirSource, ShippedSource
 from factroots.facts.templates import build_templates, check_templates
-from factroots.lab.world import RELATIONS, World
+from factroots.lab.world import DETECTOR_RELATION, RELATIONS, World
 
 
 def real_facts(src: ShippedSource | DirSource, langs: list[str], exclude: list[str]
@@ -37,8 +37,11 @@ def real_facts(src: ShippedSource | DirSource, langs: list[str], exclude: list[s
 
 
 def background_sample(facts: pd.DataFrame, langs: list[str], n: int, seed: int) -> pd.DataFrame:
-    """A seeded sample of ``n`` real facts (uuids present in every lab language), all languages."""
-    f = facts[facts["lang"].isin(langs)]
+    """A seeded sample of ``n`` real facts (uuids present in every lab language), all languages.
+
+    The detector's relation is left out: its null must hold the detector facts only.
+    """
+    f = facts[facts["lang"].isin(langs) & (facts["relation"] != DETECTOR_RELATION)]
     counts = f.groupby("uuid")["lang"].nunique()
     uuids = np.sort(counts[counts == len(langs)].index.to_numpy())
     rng = np.random.default_rng(seed)

@@ -14,6 +14,7 @@ version. ``check`` compares the trace, probe and label tables with the plan and 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -33,6 +34,7 @@ from factroots.config import RunConfig, to_dict
 from factroots.errors import ConfigError
 from factroots.facts.sources import open_source
 from factroots.lab import corpus as lc
+from factroots.lab import detector as ld
 from factroots.lab import facts_source as fs
 from factroots.lab import planted_facts as pf
 from factroots.lab import train as lt
@@ -118,7 +120,8 @@ def _cached(cfg: RunConfig, fp: str) -> bool:
 def sizes(cfg: RunConfig) -> lw.Sizes:
     """The world's group sizes from the lab config."""
     n = cfg.lab.facts_per_group
-    return lw.Sizes(transfer=cfg.lab.transfer_facts, control=n, shared=n, independent=n)
+    return lw.Sizes(transfer=cfg.lab.transfer_facts, control=n, shared=n, independent=n,
+                    detector=cfg.lab.detector_facts)
 
 
 def build(cfg: RunConfig) -> Path:
@@ -149,27 +152,35 @@ def build(cfg: RunConfig) -> Path:
                      for p in pages[lg]} for lg in langs}
     in_lab = {k for k, (doc, _) in _presence(cfg, rows, lab_docs).items() if doc}
     prompts = _prompts(rows, ptpl, background)
-    full = [_verdicts(models[f"full_seed{s}"], rows, prompts) for s in _seeds(cfg)]
+    probed, det = _detector(cfg, rows, prompts, models[f"full_seed{lab.seed}"])
+    full = [_verdicts(probed, rows, prompts)]
+    full += [_verdicts(models[f"full_seed{s}"], rows, prompts) for s in _seeds(cfg)[1:]]
+    if det:  # the written units must leave every other answer as the trained model gave it
+        det["changed_verdicts"] = _changed(full[0], _verdicts(models[f"full_seed{lab.seed}"],
+                                                             rows, prompts), rows)
     cf = _verdicts(models["counterfactual"], rows, prompts) if "counterfactual" in models else {}
     plan = pf.build_planted_facts(rows, langs, real=real, in_lab=in_lab,
                                   naming=cfg.label.naming_relations, token_sets=_token_sets(tok),
-                                  full=full, counterfactual=cf)
+                                  full=full, counterfactual=cf, detector=ld.units_of(det))
     for lg in langs:
         part = plan.filter(pc.equal(plan["lang"], lg))
         storage.write_table(out, "planted_facts", part, lg, fp=fp, config=to_dict(cfg.lab),
                             stats=_plan_stats(part))
     evals = _evaluate(plan, langs)
-    probed = models[f"full_seed{lab.seed}"]
+    models = {**models, "detector": probed} if det else models
     manifest = {"fingerprint": fp, "lab_version": LAB_VERSION, "langs": langs,
                 "model_dir": str(probed), "models": {k: str(v) for k, v in models.items()},
                 "mlama_dir": str(mlama), "dumps": dumps, "train": logs, "eval": evals,
+                "detector": {k: v for k, v in det.items() if k != "facts"},
                 "seconds": round(time.perf_counter() - t0, 1), "config": to_dict(lab)}
     tmp = lab_dir(cfg) / f".{MANIFEST}.tmp"
     tmp.write_text(json.dumps(manifest, indent=1, default=str), encoding="utf-8")
     tmp.replace(lab_dir(cfg) / MANIFEST)
     say(f"lab: built in {manifest['seconds']} s; lab P@1 on planted facts: "
         + ", ".join(f"{lg} {evals['p1_planted'].get(lg, 0):.2f}" for lg in langs)
-        + f"; counterfactual-positive transfers: {evals['truth_transferred']}")
+        + f"; counterfactual-positive transfers: {evals['truth_transferred']}"
+        + (f"; detector facts answered {det['answered']}/{det['targets']}, other answers "
+           f"changed {det['changed_verdicts']}" if det else ""))
     return lab_dir(cfg)
 
 
@@ -232,8 +243,10 @@ def _train_all(cfg: RunConfig, world: lw.World, samples: dict, planted: dict,
                ptpl: dict) -> tuple[dict[str, Path], dict, object]:
     """Tokenizer, then the full model per seed and the counterfactual model (each cached)."""
     langs = world.langs
-    cf_planted = {lg: lc.planted_sentences(world, lg, ptpl[lg], cfg.lab.repeats, True)
-                  for lg in langs}
+    untrained = {f.uuid for f in world.facts if not f.trained}  # detector facts: dumps only
+    planted = {lg: [p for p in ps if p.uuid not in untrained] for lg, ps in planted.items()}
+    cf_planted = {lg: [p for p in lc.planted_sentences(world, lg, ptpl[lg], cfg.lab.repeats, True)
+                       if p.uuid not in untrained] for lg in langs}
     real = [s for smp in samples.values() for sents in smp.docs.values() for s in sents]
     texts = real + [p.text for ps in planted.values() for p in ps]
     texts += sorted({p.text for ps in cf_planted.values() for p in ps} - set(texts))
@@ -301,6 +314,38 @@ def _parallel(tok, world: lw.World, planted: dict, seq_len: int) -> list[lt.Exam
     return out
 
 
+def _detector(cfg: RunConfig, rows: pd.DataFrame, prompts: list[tuple[str, str]],
+              full: Path) -> tuple[Path, dict]:
+    """The probed model: ``full`` with the detector facts written into its units (cached)."""
+    det = rows["group"].isin(lw.DETECTOR_GROUPS).to_numpy()
+    if not det.any():
+        return full, {}
+    targets = tuple(ld.Target(u, lg, p, g) for (p, g), u, lg, d in
+                    zip(prompts, rows["uuid"], rows["lang"], det) if d)
+    shared = frozenset(rows.loc[rows["group"] == lw.DETECTOR_SHARED, "uuid"])
+    spec = ld.Spec(targets, shared, cfg.lab.detector_units, seed=cfg.lab.seed)
+    reference = [pg for pg, d in zip(prompts, det) if not d]
+    dest = lab_dir(cfg) / "models" / storage.fingerprint(LAB_VERSION, full.name, repr(spec),
+                                                         reference)
+    if (dest / "config.json").is_file() and (dest / "detector.json").is_file():
+        say(f"lab: detector: cached model {dest}")
+        return dest, json.loads((dest / "detector.json").read_text(encoding="utf-8"))
+    shutil.rmtree(dest, ignore_errors=True)
+    t0 = time.perf_counter()
+    log = ld.write_facts(full, dest, spec, reference)
+    say(f"lab: detector: {len(shared)} shared and {len(set(rows.loc[det, 'uuid'])) - len(shared)} "
+        f"independent facts written into {log['n_units']} units of layer {log['layer']} "
+        f"({log['selective_gates']}/{log['gates']} gates selective, "
+        f"{log['answered']}/{log['targets']} answered) in {time.perf_counter() - t0:.1f} s")
+    return dest, log
+
+
+def _changed(a: dict, b: dict, rows: pd.DataFrame) -> int:
+    """How many non-detector (lang, uuid) verdicts differ between two models."""
+    keep = ~rows["group"].isin(lw.DETECTOR_GROUPS)
+    return sum(a[k] != b[k] for k in zip(rows.loc[keep, "lang"], rows.loc[keep, "uuid"]))
+
+
 def _token_sets(tok):  # type: ignore[no-untyped-def]
     vocab = tok.get_vocab()
     skip = {vocab[m] for m in _MARKERS if m in vocab}
@@ -329,7 +374,7 @@ def _evaluate(plan: pa.Table, langs: list[str]) -> dict:
     ev: dict = {"p1_planted": {}, "p1_by_group": {}, "truth_transferred": 0}
     for lg in langs:
         q = p[p["lang"] == lg]
-        pl = q[q["n_planted"] > 0]
+        pl = q[(q["n_planted"] > 0) & ~q["group"].isin(lw.DETECTOR_GROUPS)]
         ev["p1_planted"][lg] = float(pl["lab_correct"].mean()) if len(pl) else 0.0
         away = q[(q["n_planted"] == 0) | (q["group"] == "background")]
         ev["p1_by_group"][lg] = {f"{g}/{f}": round(float(x["lab_correct"].mean()), 3)
@@ -354,10 +399,26 @@ def artifacts(cfg: RunConfig) -> LabArtifacts:
                         Path(data["mlama_dir"]))
 
 
+def with_seeds(cfg: RunConfig, seeds: int) -> RunConfig:
+    """``cfg`` with a seed replicate of ``seeds`` full models in all (lab.seed, +1, ...)."""
+    if seeds < 1:
+        raise ConfigError(f"--seeds {seeds}: at least one seed is needed", "pass --seeds 2")
+    more = [cfg.lab.seed + i for i in range(1, seeds)]
+    return dataclasses.replace(cfg, lab=dataclasses.replace(cfg.lab, replicate_seeds=more))
+
+
+def check_with_seeds(cfg: RunConfig, seeds: int) -> Path:
+    """Train the seed replicate (cached models are reused), rewrite the plan's transfer truth,
+    then check: the documented route when ``make demo`` trains one seed only."""
+    cfg = with_seeds(cfg, seeds)
+    build(cfg)
+    return check(cfg)
+
+
 def check(cfg: RunConfig) -> Path:
     """Compare the trace, probe and labels with the plan; write `lab_check` and check.md."""
     out, langs = cfg.path(cfg.out), lab_langs(cfg)
-    need = ("planted_facts", "cooccurrence", "status", "easy_facts", "fact_labels")
+    need = ("planted_facts", "cooccurrence", "status", "easy_facts", "fact_labels", "signatures")
     made = {t: [(storage.read_manifest(out, t, lg) or {}).get("created") for lg in langs]
             for t in need}
     fp = storage.fingerprint(LAB_VERSION, made)
@@ -368,7 +429,8 @@ def check(cfg: RunConfig) -> Path:
         return storage.table_dir(out, "lab_check")
     have = {t: storage.read_table(out, t, langs) for t in need}
     result = build_lab_check(have["planted_facts"], have["cooccurrence"], have["status"],
-                             have["easy_facts"], have["fact_labels"], langs=langs)
+                             have["easy_facts"], have["fact_labels"], langs=langs,
+                             signatures=have["signatures"], k=cfg.neurons.overlap_k)
     for lg in parts:
         storage.write_table(out, "lab_check", result.filter(pc.equal(result["lang"], lg)), lg,
                             fp=fp, config={"window": cfg.trace.window})

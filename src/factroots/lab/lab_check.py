@@ -15,6 +15,10 @@ denominator (NaN when the denominator is 0) with a 95 % Wilson interval:
   among facts with a label) and against the causal verdict (``fact_labels.causal``; where it is
   ``untested`` the denominators are 0), the causal verdict itself against the construction, and
   the rate of `shared` on each independent group (the same-object confound);
+- detector: facts written into chosen FFN units (``lab.detector``; the same units in every
+  language for ``detector_shared``, disjoint units for ``detector_independent``): how many the
+  probe answers, how many of the written units the fact's signature (top ``k``) finds, and the
+  overlap labels and the causal verdict against the written truth;
 - easy facts: each category among absent-and-correct facts against the plan's category.
 """
 
@@ -34,6 +38,7 @@ EXPECTED_ONE = ("trace_finds_planted", "trace_finds_planted_sentence",
 CATEGORIES = ("shared_entity_tokens", "naming_cues", "others")
 FORMS = ("identical", "transliterated", "unrelated")
 CONSTRUCTED = ("shared", "independent_same_obj", "independent_diff_obj")
+DETECTOR = ("detector_shared", "detector_independent")
 POOLED = "all"
 Z = 1.959963984540054  # the normal quantile of a two-sided 95 % interval
 
@@ -50,7 +55,7 @@ def wilson(num: int, den: int, z: float = Z) -> tuple[float, float]:
 
 
 def _frame(plan: pa.Table, cooc: pa.Table, status: pa.Table, easy: pa.Table,
-           labels: pa.Table) -> pd.DataFrame:
+           labels: pa.Table, signatures: pa.Table | None, k: int) -> pd.DataFrame:
     """One row per (lang, uuid) of the plan with trace, probe and label columns joined."""
     p = plan.to_pandas()
     c = cooc.select(["lang", "uuid", "present", "cooc_sentence"]).to_pandas()
@@ -66,6 +71,16 @@ def _frame(plan: pa.Table, cooc: pa.Table, status: pa.Table, easy: pa.Table,
     d["planted"] = d["n_planted"] > 0
     d["labelled"] = d["label"].notna()
     d["causal"] = d["causal"].fillna("untested")
+    top: dict = {}
+    if signatures is not None:
+        sig = signatures.select(["lang", "uuid", "neuron_ids"]).to_pylist()
+        top = {(r["lang"], r["uuid"]): set((r["neuron_ids"] or [])[:k]) for r in sig}
+    written = d["detector_neurons"] if "detector_neurons" in d else [[]] * len(d)
+    d["n_written"] = [len(w) if w is not None else 0 for w in written]
+    d["n_found"] = [len(set(w if w is not None else []) & top.get((lg, u), set()))
+                    for w, lg, u in zip(written, d["lang"], d["uuid"])]
+    d["has_signature"] = [(lg, u) in top and bool(top[(lg, u)])
+                          for lg, u in zip(d["lang"], d["uuid"])]
     return d
 
 
@@ -96,12 +111,13 @@ def _trace_rows(rows: list, q: pd.DataFrame, lang: str) -> None:
 
 def _model_rows(rows: list, q: pd.DataFrame, lang: str) -> None:
     away = (q["group"] == "transfer") & ~q["planted"]
-    groups = {"planted": q["planted"], "transfer": away, "control": q["group"] == "control",
+    det = q["group"].isin(DETECTOR)
+    groups = {"planted": q["planted"] & ~det, "transfer": away, "detector": det, "control": q["group"] == "control",
               "background": q["group"] == "background"}
     groups.update({f"transfer_{f}": away & (q["name_form"] == f) for f in FORMS})
     for name, m in groups.items():
         _metric(rows, lang, f"p1_{name}", (m & q["correct"]).sum(), m.sum())
-    lab = q["group"] != "background"
+    lab = (q["group"] != "background") & ~det
     _metric(rows, lang, "probe_agrees_with_lab_eval",
             (lab & (q["correct"] == q["lab_correct"])).sum(), lab.sum())
     _metric(rows, lang, "counterfactual_transfer", (away & q["truth_transferred"]).sum(),
@@ -126,6 +142,20 @@ def _label_rows(rows: list, q: pd.DataFrame, lang: str) -> None:
     _pr(rows, lang, "causal_shared", tb["causal"] == "shared", tb["group"] == "shared")
 
 
+def _detector_rows(rows: list, q: pd.DataFrame, lang: str) -> None:
+    d = q[q["group"].isin(DETECTOR) & q["correct"] & q["has_signature"]]
+    _metric(rows, lang, "detector_units_in_signature", d["n_found"].sum(), d["n_written"].sum())
+    b = d[d["labelled"]]
+    _pr(rows, lang, "detector_shared", b["label"] == "shared", b["group"] == "detector_shared")
+    _pr(rows, lang, "detector_independent", b["label"] == "independent",
+        b["group"] == "detector_independent")
+    t = d[d["causal"].isin(["shared", "not_shared"])]
+    _pr(rows, lang, "detector_causal_shared", t["causal"] == "shared",
+        t["group"] == "detector_shared")
+    _pr(rows, lang, "detector_causal_not_shared", t["causal"] == "not_shared",
+        t["group"] == "detector_independent")
+
+
 def _easy_rows(rows: list, q: pd.DataFrame, lang: str) -> None:
     absent_ok = q["correct"] & ~q["in_lab_text"]
     for cat in CATEGORIES:
@@ -135,15 +165,20 @@ def _easy_rows(rows: list, q: pd.DataFrame, lang: str) -> None:
 
 def _rows(q: pd.DataFrame, lang: str) -> list:
     rows: list = []
-    for part in (_trace_rows, _model_rows, _label_rows, _easy_rows):
+    for part in (_trace_rows, _model_rows, _label_rows, _detector_rows, _easy_rows):
         part(rows, q, lang)
     return rows
 
 
 def build_lab_check(plan: pa.Table, cooc: pa.Table, status: pa.Table, easy: pa.Table,
-                    labels: pa.Table, *, langs: list[str]) -> pa.Table:
-    """Return the `lab_check` table: one row per (lab language or ``all``, metric)."""
-    d = _frame(plan, cooc, status, easy, labels)
+                    labels: pa.Table, *, langs: list[str], signatures: pa.Table | None = None,
+                    k: int = 50) -> pa.Table:
+    """Return the `lab_check` table: one row per (lab language or ``all``, metric).
+
+    ``signatures`` (optional) and ``k``: the top-k neurons the detector's written units are
+    looked for in (the overlap's k).
+    """
+    d = _frame(plan, cooc, status, easy, labels, signatures, k)
     d = d[d["lang"].isin(langs)].copy()
     rows = [r for lg in langs for r in _rows(d[d["lang"] == lg], lg)] + _rows(d, POOLED)
     cols = ["lang", "metric", "value", "numerator", "denominator", "ci_low", "ci_high"]

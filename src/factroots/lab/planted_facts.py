@@ -74,11 +74,13 @@ def fact_rows(world: World, background: pd.DataFrame, repeats: int) -> pd.DataFr
 def build_planted_facts(rows: pd.DataFrame, langs: list[str], *, real: Presence,
                         in_lab: Iterable[tuple[str, str]], naming: Iterable[str],
                         token_sets: Callable[[str], frozenset[int]],
-                        full: list[Verdicts], counterfactual: Verdicts) -> pa.Table:
+                        full: list[Verdicts], counterfactual: Verdicts,
+                        detector: Mapping[tuple[str, str], list[int]] | None = None) -> pa.Table:
     """Return the `planted_facts` table from ``fact_rows`` and what the corpus and models hold.
 
     ``full``: the full model's verdicts, one mapping per seed (the first is the probed model);
-    ``counterfactual``: the verdicts of the model trained without the `transfer` facts.
+    ``counterfactual``: the verdicts of the model trained without the `transfer` facts;
+    ``detector``: (lang, uuid) -> the neuron ids a detector fact was written into.
     """
     d = rows.copy()
     key = list(zip(d["lang"], d["uuid"]))
@@ -96,6 +98,7 @@ def build_planted_facts(rows: pd.DataFrame, langs: list[str], *, real: Presence,
     d["lab_correct"] = [bool(full[0].get(k, False)) for k in key] if full else False
     d["lab_correct_all_seeds"] = [all(v.get(k, False) for v in full) for k in key]
     d["lab_correct_counterfactual"] = [bool(counterfactual.get(k, False)) for k in key]
+    d["detector_neurons"] = [list((detector or {}).get(k, [])) for k in key]
     d["truth_transferred"] = ((d["group"] == TRANSFER) & (d["lang"] != d["source_lang"])
                               & d["lab_correct_all_seeds"] & ~d["lab_correct_counterfactual"])
     d = d.sort_values(["lang", "uuid"], kind="stable")

@@ -13,7 +13,9 @@ Names come in two disjoint letter classes: persons and regions use class ``A``, 
 companies class ``B``. Every fact links an ``A`` name to a ``B`` name, so subject and object
 never share a piece either (no fact is "easy" by the shared-token rule).
 
-Groups of test facts (person -> city, relations P19/P20; cities unique within a relation):
+Groups of test facts (person -> city, relations P19/P20; the cities of `transfer` and
+`control` are unique within a relation, so no sibling can answer them; `shared` and
+`independent_*` facts come in same-object pairs, for the label stage's same-object null):
 
 - ``transfer``: the test fact in one source language only; the subject has a bridge fact
   (P108, person -> company) and the city an anchor fact (P131, city -> region), both in every
@@ -23,6 +25,14 @@ Groups of test facts (person -> city, relations P19/P20; cities unique within a 
 - ``independent_same_obj``: every language, language-specific (unrelated) subject names, no
   bridge or parallel pair, one object string for all languages;
 - ``independent_diff_obj``: the same with a language-specific object.
+
+Detector facts (the detector check, ``lab.detector``): ``detector_shared`` and
+``detector_independent``, person -> city facts of P937 (work location) with identical names in
+every language (the subjects are the ``shared`` group's persons), stated in the dumps (so the trace finds them present) but **not in the training
+stream**: the model knows them only because ``lab.detector`` writes them into chosen FFN units
+afterwards (the same units in every language for ``detector_shared``, disjoint units per
+language for ``detector_independent``). The two groups share their objects (each object has
+facts of both), so they differ in the units only.
 
 For the counterfactual model, each ``transfer`` fact has a filler fact (fresh names, the same
 relation and source language) that takes its sentences' place, so the training stream keeps its
@@ -43,6 +53,10 @@ FORMS = (IDENTICAL, TRANSLITERATED, UNRELATED)
 TRANSFER, CONTROL, SHARED = "transfer", "control", "shared"
 INDEP_SAME, INDEP_DIFF = "independent_same_obj", "independent_diff_obj"
 TEST_GROUPS = (TRANSFER, CONTROL, SHARED, INDEP_SAME, INDEP_DIFF)
+DETECTOR_SHARED, DETECTOR_INDEP = "detector_shared", "detector_independent"
+DETECTOR_GROUPS = (DETECTOR_SHARED, DETECTOR_INDEP)
+DETECTOR_RELATION = "P937"  # person -> work location: no other lab fact uses it
+DETECTOR_FACTS_PER_OBJECT = 2  # per group: each object has two facts of each detector group
 BRIDGE, ANCHOR, BACKGROUND = "bridge", "anchor", "background"
 TEST_RELATIONS = ("P19", "P20")  # person -> city
 BRIDGE_RELATION, ANCHOR_RELATION = "P108", "P131"  # person -> company, city -> region
@@ -80,7 +94,7 @@ PARAPHRASES: dict[str, dict[str, list[str]]] = {
              "uk": ["[X] лежить у [Y].", "[X] — місто в [Y].", "[X] розташований у [Y]."],
              "bg": ["[X] лежи в [Y].", "[X] е град в [Y].", "[X] е разположен в [Y]."]},
 }
-RELATIONS = (*TEST_RELATIONS, BRIDGE_RELATION, ANCHOR_RELATION)
+RELATIONS = (*TEST_RELATIONS, BRIDGE_RELATION, ANCHOR_RELATION, DETECTOR_RELATION)
 
 
 @dataclass(frozen=True)
@@ -91,6 +105,7 @@ class Sizes:
     control: int = 45
     shared: int = 45
     independent: int = 45  # each of the two independent groups
+    detector: int = 0  # each of the two detector groups (facts written into units, not trained)
 
 
 @dataclass
@@ -108,6 +123,7 @@ class Fact:
     planted_in: tuple[str, ...]
     source_lang: str = ""
     parallel: bool = False
+    trained: bool = True  # in the training stream (detector facts: in the dumps only)
     filler: Fact | None = field(default=None, repr=False)  # the cf model's stand-in
 
 
@@ -207,13 +223,26 @@ def build_world(langs: list[str], sizes: Sizes, seed: int, avoid: set[str]) -> W
             t = add(rel, group, form, person, city, (src,) if src else (), uri(), uri(),
                     source_lang=src)
             links.append((t, t.sub_uri, person, t.obj_uri, city))
+    # shared and independent facts come in pairs with one object (facts i and i + 2: the same
+    # relation; with an odd count per relation the last one is alone): the label stage's same-object null needs such pairs, or it labels nothing
+    # `shared` (every test object unique gave 0 of 90 in the pilot)
+    objs: dict[tuple, tuple[dict, str]] = {}
+
+    def paired(group: str, i: int, form: str) -> tuple[dict, str]:
+        key = (group, i // 4, i % 2)
+        if key not in objs:
+            objs[key] = (names.entity("B", form, langs), uri())
+        return objs[key]
+
     for i in range(sizes.shared):
+        city, c_uri = paired(SHARED, i, IDENTICAL)
         add(TEST_RELATIONS[i % 2], SHARED, IDENTICAL, names.entity("A", IDENTICAL, langs),
-            names.entity("B", IDENTICAL, langs), every, uri(), uri(), parallel=True)
+            city, every, uri(), c_uri, parallel=True)
     for group, oform in ((INDEP_SAME, IDENTICAL), (INDEP_DIFF, UNRELATED)):
         for i in range(sizes.independent):
+            city, c_uri = paired(group, i, oform)
             add(TEST_RELATIONS[i % 2], group, UNRELATED, names.entity("A", UNRELATED, langs),
-                names.entity("B", oform, langs), every, uri(), uri())
+                city, every, uri(), c_uri)
     for t, p_uri, person, c_uri, city in links:  # bridges and anchors, after the test facts
         add(BRIDGE_RELATION, BRIDGE, t.name_form, person, names.entity("B", t.name_form, langs),
             every, p_uri, uri(), parallel=True)
@@ -225,4 +254,17 @@ def build_world(langs: list[str], sizes: Sizes, seed: int, avoid: set[str]) -> W
         t.filler = Fact(f"{t.uuid}f", t.relation, "filler", UNRELATED,
                         names.entity("A", UNRELATED, [s]), names.entity("B", UNRELATED, [s]),
                         "", "", (s,))
+    # last, so that the rest of the world does not depend on the detector's size
+    n_obj = -(-sizes.detector // DETECTOR_FACTS_PER_OBJECT)
+    cities = [(names.entity("B", IDENTICAL, langs), uri()) for _ in range(n_obj)]
+    # subjects: the `shared` group's persons, whom the model knows in every language (its states
+    # for an unseen name barely differ between names, so no gate could single one out)
+    known = [(f.sub, f.sub_uri) for f in facts if f.group == SHARED]
+    for g, group in enumerate(DETECTOR_GROUPS):
+        for i in range(sizes.detector):
+            city, c_uri = cities[i // DETECTOR_FACTS_PER_OBJECT]
+            k = g * sizes.detector + i
+            sub, s_uri = known[k] if k < len(known) else (names.entity("A", IDENTICAL, langs), uri())
+            add(DETECTOR_RELATION, group, IDENTICAL, sub, city, every, s_uri, c_uri,
+                trained=False)
     return World(list(langs), facts)

@@ -27,7 +27,7 @@ COLUMNS = {
                     "partner_threshold_same", "partner_threshold_diff", "partner_lower",
                     "partner_identical"],
     "overlap": ["lang", "other_lang", "mean_jaccard", "n_facts", "top_k"],
-    "lab_check": ["lang", "metric", "value", "numerator", "denominator"],
+    "lab_check": ["lang", "metric", "value", "numerator", "denominator", "ci_low", "ci_high"],
 }
 OPTIONAL = {"lab_check"}  # only lab runs have it: its absence is not a missing stage
 LABEL_ORDER = ["transferred", "shared", "independent", "cue_explained",
