@@ -13,7 +13,7 @@ Then, in one local[2] session built as the trace job builds it (``trace.job.sess
 each timed in CPU seconds read per process from the kernel (/proc: the driver, the JVM, the
 Python workers), with the tasks' own split by step (read = bz2 + XML, sentences = clean +
 segment, write = Parquet of pages and sentences, match = finding the names, pair = pairing
-and chunking, from ``trace_report.json``). Prints per-stage core-s, output sizes, peak RSS,
+and chunking, from the cooccurrence ``_stats.json``). Prints per-stage core-s, output sizes, peak RSS,
 and as its last line ``marginal: X MB/core-s, bz2 Y MB/core-s, ratio Z``: X is
 (MB big - MB small) / (core-s big - core-s small), the per-MB rate once a run's fixed cost
 (the intercept, also printed) is paid.
@@ -112,13 +112,12 @@ def run_job(spark, dump: Path, folder: Path, name: str, tok: str | None,  # noqa
     job.run(spark, cfg)
     after, drv1, wall = tree_cpu_by_kind(), self_cpu(), time.time() - wall
     driver = drv1 - drv0
-    report = json.loads((out / "trace_report.json").read_text())["en"]
     sizes = {t: sum(f.stat().st_size for f in (out / t).rglob("*.parquet")) / 1e6
              for t in ("pages", "sentences", "mentions", "cooccurrence") if (out / t).is_dir()}
     stats = json.loads((out / "cooccurrence" / "lang=en" / "_stats.json").read_text())
     res = {"jvm": after["jvm"] - before["jvm"], "driver": driver,
            "workers": after["python"] - before["python"] - driver, "wall": wall,
-           "tasks": report.get("task_cpu_s", {}), "sizes": sizes, "stats": stats,
+           "tasks": stats.get("task_cpu_s", {}), "sizes": sizes, "stats": stats,
            "rss": peak_rss_mb(), "driver_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     res["total"] = res["jvm"] + res["driver"] + res["workers"]
     shutil.rmtree(out, ignore_errors=True)

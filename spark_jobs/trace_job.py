@@ -7,11 +7,13 @@ See spark_jobs/README.md for shipping the package and its compiled dependencies.
 
 import argparse
 import logging
+import sys
 
 from pyspark.sql import SparkSession
 
 from factroots import pipeline
 from factroots.config import load_config
+from factroots.errors import FactrootsError
 from factroots.trace import job
 
 if __name__ == "__main__":
@@ -22,9 +24,12 @@ if __name__ == "__main__":
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     langs = args.langs.split(",") if args.langs else None
-    cfg = pipeline.resolve_lab(load_config(args.conf, {"out": args.out, "langs": langs}))
-    spark = SparkSession.builder.appName("factroots-trace").getOrCreate()
-    try:
-        print(job.run(spark, cfg))
-    finally:
-        spark.stop()
+    try:  # one line and a non-zero exit when a language fails (<out>/run_report.json)
+        plan = pipeline.plan(load_config(args.conf, {"out": args.out, "langs": langs}))
+        spark = SparkSession.builder.appName("factroots-trace").getOrCreate()
+        try:
+            print(job.run(spark, plan))
+        finally:
+            spark.stop()
+    except FactrootsError as exc:
+        sys.exit(f"Error: {exc}")

@@ -1,4 +1,9 @@
-"""The ``factroots`` command: one verb per stage, each a thin call into ``<stage>.job``."""
+"""The ``factroots`` command: one verb per stage, each a thin call into ``<stage>.job``.
+
+Every verb after the lab build runs on the plan (``pipeline.plan``), under the output root's
+lock (``runner.session``); any error is one line with its fix, and the exit status is non-zero
+when any (table, language) failed (``<out>/run_report.json`` says which).
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,8 @@ from typing import Any
 
 import click
 
-from factroots import __version__
-from factroots.config import RunConfig, describe, load_config, to_dict
+from factroots import __version__, pipeline, runner
+from factroots.config import RunConfig, describe, load_config, parse_set, to_dict
 from factroots.errors import FactrootsError
 
 
@@ -35,10 +40,9 @@ def common(fn: Callable) -> Callable:
     def wrapper(conf, out, langs, relations, sets, dry_run, **kwargs):
         overrides: dict[str, Any] = {"out": out, "langs": _split(langs),
                                      "relations": _split(relations)}
-        for s in sets:
-            key, _, raw = s.partition("=")
-            import yaml
-            overrides[key.strip()] = yaml.safe_load(raw)
+        for item in sets:
+            key, value = parse_set(item)
+            overrides[key] = value
         for key in list(kwargs):
             if key.startswith("o_"):
                 value = kwargs.pop(key)
@@ -48,7 +52,8 @@ def common(fn: Callable) -> Callable:
         if dry_run:
             click.echo(json.dumps(to_dict(cfg), indent=2))
             return
-        return fn(cfg, **kwargs)
+        with runner.session(cfg.path(cfg.out)):  # the lock, and one report per command
+            return fn(cfg, **kwargs)
 
     return wrapper
 
@@ -59,6 +64,11 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except FactrootsError as exc:
             raise click.ClickException(str(exc)) from exc
+        except OSError as exc:  # e.g. the disk filled while writing a report
+            fix = ("free disk space or use another --out" if exc.errno == 28
+                   else "check the path and its permissions")
+            raise click.ClickException(f"{exc.filename or ''}: {exc.strerror or exc} "
+                                       f"(fix: {fix})") from exc
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -68,7 +78,8 @@ def main(verbose: int) -> None:
     """Trace the roots of facts in multilingual language models.
 
     Stages write Parquet tables partitioned by `lang` under one output root:
-    facts -> trace -> probe -> neurons -> intervene -> label -> report. `factroots run` does all of them;
+    facts -> trace -> probe -> neurons -> overlap -> intervene -> label -> report.
+    `factroots run` does all of them;
     `factroots lab` builds and checks the controlled experiment (the embedded default model).
     """
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
@@ -95,9 +106,8 @@ def facts(cfg: RunConfig) -> None:
 @common
 def trace(cfg: RunConfig) -> None:
     """Trace facts in Wikipedia dumps with Spark (local mode): pages -> co-occurrence."""
-    from factroots import pipeline
     from factroots.trace import job
-    click.echo(job.main(pipeline.resolve_lab(cfg)))
+    click.echo(job.main(pipeline.plan(cfg)))
 
 
 @main.command()
@@ -109,43 +119,48 @@ def trace(cfg: RunConfig) -> None:
 @click.option("--batch-size", "o_probe__batch_size", default=None, type=int,
               help="Prompts per forward pass (halved on GPU out-of-memory).")
 @click.option("--shard", "o_probe__shard", default=None, help="i/n: run the i-th of n shards.")
-@click.option("--neurons/--no-neurons", default=True, help="Also build signatures and overlap.")
+@click.option("--neurons/--no-neurons", default=True,
+              help="Also build signatures (and, unsharded, the overlap).")
 @common
 def probe(cfg: RunConfig, neurons: bool) -> None:
     """Probe a masked LM on mLAMA (full-match), then capture neuron signatures."""
-    from factroots import pipeline
-    from factroots.probe import job
-    cfg = pipeline.resolve_lab(cfg)
-    click.echo(job.run(cfg))
+    from factroots.probe import job, job_neurons
+    plan = pipeline.plan(cfg)
+    click.echo(job.run(plan))
     if neurons:
-        click.echo(job.run_neurons(cfg))
+        click.echo(job_neurons.run(plan))
+
+
+@main.command()
+@common
+def overlap(cfg: RunConfig) -> None:
+    """Build the overlap of neuron signatures over every language (after all probe shards)."""
+    from factroots.probe import job_neurons
+    click.echo(job_neurons.run_overlap(pipeline.plan(cfg)))
 
 
 @main.command()
 @common
 def intervene(cfg: RunConfig) -> None:
     """Switch off each fact's neurons found in one language; measure it in the others."""
-    from factroots import pipeline
-    from factroots.probe import job
-    click.echo(job.run_interventions(pipeline.resolve_lab(cfg)))
+    from factroots.probe import job_interventions
+    click.echo(job_interventions.run(pipeline.plan(cfg)))
 
 
 @main.command()
 @common
 def label(cfg: RunConfig) -> None:
     """Label every (fact, language): status, easy facts, transferred / shared / independent."""
-    from factroots import pipeline
     from factroots.label import job
-    click.echo(job.run(pipeline.resolve_lab(cfg)))
+    click.echo(job.run(pipeline.plan(cfg)))
 
 
 @main.command()
 @common
 def report(cfg: RunConfig) -> None:
     """Write report.md and report.html with PNG figures."""
-    from factroots import pipeline
     from factroots.report import job
-    click.echo(job.run(pipeline.resolve_lab(cfg)))
+    click.echo(job.run(pipeline.plan(cfg).cfg))
 
 
 @main.group()
@@ -169,14 +184,17 @@ def lab_build(cfg: RunConfig) -> None:
 def lab_check(cfg: RunConfig, seeds: int | None) -> None:
     """Compare trace and labels with the lab plan (run after `factroots run`)."""
     from factroots.lab import job
-    click.echo(job.check(cfg) if seeds is None else job.check_with_seeds(cfg, seeds))
+    if seeds is not None:  # the replicate: train the other seeds (cached), rewrite the truth
+        cfg = job.with_seeds(cfg, seeds)
+        job.build(cfg)
+    click.echo(job.check(pipeline.plan(cfg)))
 
 
 @main.command()
 @common
 def run(cfg: RunConfig) -> None:
-    """The main job: facts -> lab build -> trace -> probe -> neurons -> label -> report."""
-    from factroots import pipeline
+    """The main job: facts -> lab build -> trace -> probe -> neurons -> overlap -> intervene ->
+    label -> report."""
     path = pipeline.run(cfg)
     click.echo(f"report: {path}")
 

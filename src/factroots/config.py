@@ -28,6 +28,9 @@ def opt(default: Any, help: str, choices: tuple | None = None) -> Any:  # noqa: 
     return field(default=default, metadata=meta)
 
 
+LAB_MODEL = "lab"  # the placeholder of probe.model: the plan resolves it to the built lab model
+
+
 @dataclass(frozen=True)
 class FactsConfig:
     """Where the facts come from."""
@@ -42,7 +45,7 @@ class FactsConfig:
                                                      "date_of_birth: it has no triples)")
 
 
-# [#14 trace inputs] templates whose visible text the cleaner keeps: ``name:param`` where param
+# Templates whose visible text the cleaner keeps: ``name:param`` where param
 # is a positional number (-1 = the last one) or a named parameter, alternatives comma-separated
 # (the first present wins); ``name-*`` matches every name with that prefix (docs/trace.md)
 TEXT_TEMPLATES = ("lang:2", "langx:2", "lang-*:1", "nowrap:1", "nobr:1", "nobreak:1",
@@ -65,7 +68,6 @@ class TraceConfig:
                                     "lang, uri, alias), e.g. Wikidata aliases")
     parser: str = opt("fast", "wikitext cleaner: the fast regex path, or mwparserfromhell for "
                               "every page", ("fast", "mwparser"))
-    # [#14 trace inputs]
     allow_lang_mismatch: bool = opt(False, "read a dump whose siteinfo (dbname, base URL) names "
                                            "another language than the one it is listed under")
     text_templates: list = opt(list(TEXT_TEMPLATES), "templates expanded to their visible text "
@@ -355,6 +357,50 @@ def _set_dotted(data: dict, dotted: str, value: Any) -> None:
     data[last] = value
 
 
+def _read_text(p: Path) -> str:
+    """A preset's text: UTF-8, or a one-line error naming the byte."""
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"config file {p} cannot be read: {exc.strerror}",
+                          "pass a readable YAML file") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{p}:{line}: not UTF-8 (byte {raw[exc.start:exc.start + 1]!r} at "
+                          f"offset {exc.start})", "save the preset as UTF-8") from None
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """Safe-load YAML, refusing aliases (``*name``: a few hundred bytes of them expand to
+    gigabytes); errors name ``where`` with the line and column."""
+    try:
+        for ev in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(ev, yaml.AliasEvent):
+                m = ev.start_mark
+                raise ConfigError(f"{where}:{m.line + 1}:{m.column + 1}: YAML alias *{ev.anchor} "
+                                  "is not allowed", "write the value out in full")
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        m = exc.problem_mark or exc.context_mark
+        at = f":{m.line + 1}:{m.column + 1}" if m else ""
+        raise ConfigError(f"{where}{at}: not valid YAML: {exc.problem or exc.context}",
+                          "fix the YAML there") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where}: not valid YAML: {exc}".splitlines()[0], "fix the YAML") from None
+
+
+def parse_set(item: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` of ``--set`` -> (key, YAML value), or a one-line error."""
+    key, eq, raw = item.partition("=")
+    key = key.strip()
+    if not eq or not key:
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE",
+                          "write e.g. --set probe.batch_size=64")
+    return key, parse_yaml(raw, f"--set {key}")
+
+
 def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> RunConfig:
     """Load a YAML preset (or the defaults), apply dotted ``overrides``, validate, return it."""
     data: dict = {}
@@ -365,10 +411,7 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
         if not p.is_file():
             raise ConfigError(f"config file {p} not found", "pass an existing YAML file, "
                               "e.g. conf/default.yaml")
-        try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML: {exc}".splitlines()[0], "fix the YAML") from exc
+        data = parse_yaml(_read_text(p), str(p)) or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{p}: expected a mapping of config keys, got {type(data).__name__}",
                               "write the preset as `key: value` lines")

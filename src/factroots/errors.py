@@ -61,3 +61,19 @@ class SchemaError(FactrootsError):
 
 class MissingTableError(FactrootsError, FileNotFoundError):
     """An input table of a stage has not been built yet."""
+
+
+class DamagedTableError(ShardError):
+    """A finished partition does not match its manifest (a file missing, rows lost, bad pages):
+    the language reading it fails, the others go on."""
+
+    def __init__(self, message: str, fix: str = "", lang: str = "") -> None:
+        super().__init__(message, lang, fix)
+
+
+class OutputError(FactrootsError):
+    """The output root cannot be used: not a folder, read-only, full, or locked by another run."""
+
+
+class RunFailedError(ShardError):
+    """Some (table, language) partitions failed in this run: named in ``<out>/run_report.json``."""

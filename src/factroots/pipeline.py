@@ -1,12 +1,14 @@
-"""The main job: (lab build ->) facts -> trace -> probe -> neurons -> interventions -> label ->
-(lab check ->) report.
+"""The main job: (lab build ->) facts -> trace -> probe -> neurons -> overlap -> interventions ->
+label -> (lab check ->) report, and the plan every stage after the lab build runs on.
 
-``run`` calls each stage's job in turn, printing progress and each stage's wall time, and writes
+``plan(cfg)`` is the one place a config is resolved: with ``probe.model: lab`` (the default) it
+points the facts stage at the lab's facts (its mLAMA-format folder), the probe at the built lab
+model and the trace at the lab's corpus dumps, and picks the lab languages when ``langs`` is
+empty. The lab build runs first, then the facts stage on the lab's facts. ``run`` calls each stage in turn under one lock and one
+run report (``runner.session``), printing progress and each stage's wall time, and writes
 ``<out>/run_times.json``. Every stage skips the (table, language) partitions it finished before,
-so a rerun after an interruption picks up where it stopped. With ``probe.model: lab`` (the
-default) the lab is built first (cached under ``<out>/lab``) and ``resolve_lab`` points the
-facts stage at the lab's facts (its mLAMA-format folder), the probe at the lab model and the
-trace at the lab's corpus dumps.
+so a rerun after an interruption picks up where it stopped. A language that fails in a stage
+is named in ``<out>/run_report.json``, the other stages go on, and the run ends non-zero.
 """
 
 from __future__ import annotations
@@ -17,27 +19,21 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from factroots.config import RunConfig
+from factroots import runner
+from factroots.config import LAB_MODEL, RunConfig
 from factroots.errors import ConfigError
-
-LAB = "lab"
+from factroots.runner import Plan
 
 
 def uses_lab(cfg: RunConfig) -> bool:
     """True when the probed model is the embedded lab model."""
-    return cfg.probe.model == LAB
+    return cfg.probe.model == LAB_MODEL
 
 
-def resolve_lab(cfg: RunConfig) -> RunConfig:
-    """With ``probe.model: lab``, point facts, probe and trace at the built lab.
-
-    The facts stage reads the lab's facts (``facts.mlama_dir``: the fictional world and the
-    background sample); lab languages without configured ``trace.dumps`` get the lab's corpus
-    dumps; the trace's chunk tokenizer defaults to the lab model's. Other configs are returned
-    unchanged.
-    """
-    if not uses_lab(cfg):
-        return cfg
+def _resolve_lab(cfg: RunConfig) -> RunConfig:
+    """Point the facts stage at the lab's facts, the probe at the lab model and the trace at its
+    dumps (lab languages without configured ``trace.dumps``); the trace's chunk tokenizer
+    defaults to the lab model's."""
     from factroots.lab import job as lab_job
 
     art = lab_job.artifacts(cfg)
@@ -47,8 +43,18 @@ def resolve_lab(cfg: RunConfig) -> RunConfig:
     trace = dataclasses.replace(cfg.trace, dumps=dumps,
                                 chunk_tokenizer=cfg.trace.chunk_tokenizer or str(art.model_dir))
     probe = dataclasses.replace(cfg.probe, model=str(art.model_dir))
-    facts = dataclasses.replace(cfg.facts, mlama_dir=str(art.mlama_dir), candidates_dir=None)
-    return dataclasses.replace(cfg, facts=facts, trace=trace, probe=probe)
+    return dataclasses.replace(lab_facts(cfg), trace=trace, probe=probe)
+
+
+def lab_facts(cfg: RunConfig) -> RunConfig:
+    """``cfg`` with the facts stage reading the built lab's facts folder (lab mode only)."""
+    if not uses_lab(cfg):
+        return cfg
+    from factroots.lab import job as lab_job
+
+    facts = dataclasses.replace(cfg.facts, mlama_dir=str(lab_job.artifacts(cfg).mlama_dir),
+                                candidates_dir=None)
+    return dataclasses.replace(cfg, facts=facts)
 
 
 def _langs(cfg: RunConfig) -> RunConfig:
@@ -64,53 +70,70 @@ def _langs(cfg: RunConfig) -> RunConfig:
     return cfg
 
 
+def plan(cfg: RunConfig | Plan) -> Plan:
+    """The plan of a run (after the lab build): final config, output root, languages,
+    relations. No stage after it sees the ``probe.model: lab`` placeholder."""
+    if isinstance(cfg, Plan):
+        return cfg
+    cfg = _langs(cfg)
+    return runner.plan_of(_resolve_lab(cfg) if uses_lab(cfg) else cfg)
+
+
 def _say(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def stages(cfg: RunConfig) -> list[tuple[str, Callable[[RunConfig], Path]]]:
-    """The stages of the main job for ``cfg``, in order (name, job taking the resolved config)."""
-    from factroots.facts import job as facts_job
+def stages(cfg: RunConfig) -> list[tuple[str, Callable[[Plan], Path]]]:
+    """The stages after the plan, in order (name, job taking the plan)."""
     from factroots.label import job as label_job
     from factroots.probe import job as probe_job
+    from factroots.probe import job_interventions, job_neurons
     from factroots.report import job as report_job
     from factroots.trace import job as trace_job
 
-    out: list[tuple[str, Callable[[RunConfig], Path]]] = []
-    if uses_lab(cfg):  # first: the facts stage reads the lab's facts
-        from factroots.lab import job as lab_job
-        out.append(("lab build", lab_job.build))
-    out += [("facts", facts_job.run), ("trace", trace_job.main), ("probe", probe_job.run),
-            ("neurons", probe_job.run_neurons),
-            ("interventions", probe_job.run_interventions),  # #16: the causal test
-            ("label", label_job.run)]
+    out: list[tuple[str, Callable[[Plan], Path]]] = [
+        ("trace", trace_job.main), ("probe", probe_job.run), ("neurons", job_neurons.run_signatures),
+        ("overlap", job_neurons.run_overlap), ("interventions", job_interventions.run),
+        ("label", label_job.run)]
     if uses_lab(cfg):
+        from factroots.lab import job as lab_job
         out.append(("lab check", lab_job.check))
-    out.append(("report", report_job.run))
+    out.append(("report", lambda p: report_job.run(p.cfg)))
     return out
 
 
 def run(cfg: RunConfig) -> Path:
-    """Run every stage; return the path of the report."""
+    """Run every stage; return the path of the report (RunFailedError at the end when a
+    (table, language) failed: the report then says which)."""
     cfg = _langs(cfg)
-    plan = stages(cfg)
     times: dict[str, float] = {}
     t_all = time.perf_counter()
-    result = Path(cfg.path(cfg.out))
-    resolved: RunConfig | None = None  # the lab's paths exist only once it is built
-    for i, (name, job) in enumerate(plan, 1):
-        _say(f"== stage {i}/{len(plan)}: {name} ==")
-        t0 = time.perf_counter()
-        if name == "lab build":
-            result = job(cfg)
-        else:
-            resolved = resolved or resolve_lab(cfg)
-            result = job(resolved)
-        times[name] = round(time.perf_counter() - t0, 1)
-        _say(f"{name}: done in {times[name]} s -> {result}")
-    times["total"] = round(time.perf_counter() - t_all, 1)
     out = cfg.path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "run_times.json").write_text(json.dumps(times, indent=1), encoding="utf-8")
-    _say("wall time per stage: " + ", ".join(f"{k} {v} s" for k, v in times.items()))
+    result = out
+    with runner.session(out):
+        first: list[tuple[str, Callable]] = [("facts", _facts_job())]
+        if uses_lab(cfg):  # first: the facts stage reads the lab's facts
+            from factroots.lab import job as lab_job
+            first = [("lab build", lab_job.build),
+                     ("facts", lambda c: _facts_job()(lab_facts(c)))]
+        todo = first + stages(cfg)
+        the_plan: Plan | None = None
+        for i, (name, job) in enumerate(todo, 1):
+            _say(f"== stage {i}/{len(todo)}: {name} ==")
+            t0 = time.perf_counter()
+            if i <= len(first):
+                result = job(cfg)
+            else:
+                the_plan = the_plan or plan(cfg)  # once: the lab exists only after its build
+                result = job(the_plan)
+            times[name] = round(time.perf_counter() - t0, 1)
+            _say(f"{name}: done in {times[name]} s -> {result}")
+        times["total"] = round(time.perf_counter() - t_all, 1)
+        (out / "run_times.json").write_text(json.dumps(times, indent=1), encoding="utf-8")
+        _say("wall time per stage: " + ", ".join(f"{k} {v} s" for k, v in times.items()))
     return result
+
+
+def _facts_job() -> Callable[[RunConfig], Path]:
+    from factroots.facts import job as facts_job
+    return facts_job.run

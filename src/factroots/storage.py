@@ -6,10 +6,16 @@ version, fingerprint, row count) and ``_stats.json`` (``in``/``out``/``rejected_
 A partition is written to a temporary folder and renamed into place, so a reader never sees
 half a language; a rerun skips partitions whose ``_SUCCESS`` and fingerprint match.
 ``<out>/stats.json`` gathers every partition's stats.
+
+Reads are verified: every file is written with Parquet page checksums (CRC32) and read with
+their verification, and the manifest lists each data file with its size and rows, so a file
+that went missing, lost rows or holds damaged pages is a one-line ``DamagedTableError`` naming
+the file and the fix, never a table that silently lacks rows.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import functools
 import hashlib
@@ -27,11 +33,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from factroots import __version__, tables
-from factroots.errors import MissingTableError, SchemaError
+from factroots.errors import DamagedTableError, MissingTableError, SchemaError
 
 log = logging.getLogger(__name__)
 
 SUCCESS, MANIFEST, STATS = "_SUCCESS", "_manifest.json", "_stats.json"
+FAILED = "_FAILED"
+# every Parquet file factroots writes carries page CRCs, and every read checks them
+WRITE_OPTS = {"compression": "zstd", "write_page_checksum": True}
 
 
 @functools.lru_cache(maxsize=1)
@@ -71,9 +80,22 @@ def read_manifest(out: str | Path, table: str, lang: str) -> dict | None:
 
 
 def is_done(out: str | Path, table: str, lang: str, fp: str | None = None) -> bool:
-    """True when the partition finished and (if given) its fingerprint matches."""
+    """True when the partition finished, its files are all there (by name and size) and (if
+    given) its fingerprint matches."""
     m = read_manifest(out, table, lang)
-    return m is not None and (fp is None or m.get("fingerprint") == fp)
+    if m is None or (fp is not None and m.get("fingerprint") != fp):
+        return False
+    return missing_file(out, table, lang, m) is None
+
+
+def missing_file(out: str | Path, table: str, lang: str, manifest: Mapping) -> str | None:
+    """The first data file the manifest lists that is missing or of another size, or None."""
+    d = partition_dir(out, table, lang)
+    for name, meta in (manifest.get("files") or {}).items():
+        f = d / name
+        if not f.is_file() or f.stat().st_size != meta.get("bytes"):
+            return str(f)
+    return None
 
 
 def done_langs(out: str | Path, table: str) -> list[str]:
@@ -91,6 +113,30 @@ def staging_dir(out: str | Path, table: str) -> Path:
     return d
 
 
+def fail_partition(out: str | Path, table: str, lang: str, error: str) -> None:
+    """Unmark a partition that failed in this run: readers then see no finished partition
+    (never the older result), and ``_FAILED`` says why. The files stay for inspection."""
+    d = partition_dir(out, table, lang)
+    if not d.is_dir():
+        return
+    (d / SUCCESS).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # a full disk: unmarked is what matters
+        (d / FAILED).write_text(error + "\n", encoding="utf-8")
+        update_stats_summary(out)  # rebuilt from finished partitions: this one leaves it
+
+
+def clean_stale(out: str | Path, table: str) -> list[str]:
+    """Remove what dead runs left inside a table's folder (``_tmp-*``, ``_old-*``,
+    ``_inflight``, ``_ckpt-*`` is kept: it is a resumable checkpoint); the names removed.
+    Only safe under the output root's lock (no other run is writing)."""
+    d = table_dir(out, table)
+    gone = []
+    for p in sorted(d.glob("_tmp-*")) + sorted(d.glob("_old-*")) + sorted(d.glob("_inflight")):
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        gone.append(p.name)
+    return gone
+
+
 def check_balance(stats: Mapping[str, Any]) -> bool:
     """True unless stats has ``in`` and ``out`` and ``in != out + Σ rejected_*``."""
     if "in" not in stats or "out" not in stats:
@@ -99,16 +145,47 @@ def check_balance(stats: Mapping[str, Any]) -> bool:
     return stats["in"] == stats["out"] + rejected
 
 
-def commit_partition(out: str | Path, table: str, lang: str, staged: Path, *, rows: int,
-                     config: Mapping | None = None, stats: Mapping | None = None,
-                     fp: str | None = None, inputs: Mapping | None = None) -> Path:
-    """Move a staged folder of parquet files into place as ``lang=<lang>`` and mark it done."""
-    for f in staged.glob("*.parquet"):
-        tables.check_stored(table, pq.read_schema(f))
+def verify_files(table: str, staged: Path, rows: int | None = None, *, pages: bool = False,
+                 lang: str = "") -> dict[str, dict]:
+    """Check the staged files' schemas (and, with ``pages``, every page's checksum); return
+    ``{name: {bytes, rows}}`` for the manifest. Raises SchemaError when ``rows`` differs."""
+    files: dict[str, dict] = {}
+    for f in sorted(staged.glob("*.parquet")):
+        try:
+            pf = pq.ParquetFile(f, page_checksum_verification=True)
+            tables.check_stored(table, pf.schema_arrow)
+            if pages:
+                for i in range(pf.num_row_groups):
+                    pf.read_row_group(i)
+        except (OSError, pa.ArrowException) as exc:
+            raise DamagedTableError(f"{f}: unreadable Parquet at commit: {exc}".splitlines()[0],
+                                    "rerun the stage (the partition was not committed)",
+                                    lang) from exc
+        files[f.name] = {"bytes": f.stat().st_size, "rows": pf.metadata.num_rows}
+    got = sum(v["rows"] for v in files.values())
+    if rows is not None and got != rows:
+        raise SchemaError(f"{table}: staged files in {staged} hold {got} rows, expected {rows}",
+                          "rerun the stage (the partition was not committed)")
+    return files
+
+
+def commit_partition(out: str | Path, table: str, lang: str, staged: Path, *,
+                     rows: int | None = None, config: Mapping | None = None,
+                     stats: Mapping | None = None, fp: str | None = None,
+                     inputs: Mapping | None = None, verify_pages: bool = False) -> Path:
+    """Move a staged folder of parquet files into place as ``lang=<lang>`` and mark it done.
+
+    The files are checked first (schema, and the rows their footers hold against ``rows``;
+    ``verify_pages`` also reads every page with its checksum, for files another writer made)
+    and listed in the manifest, which later reads check against.
+    """
+    files = verify_files(table, staged, rows, pages=verify_pages, lang=lang)
+    rows = sum(v["rows"] for v in files.values())
     if stats is not None and not check_balance(stats):
         raise SchemaError(f"{table}/lang={lang}: stats do not balance: {dict(stats)}",
                           "count every dropped row under rejected_<reason>")
-    manifest = {"table": table, "lang": lang, "rows": rows, "code_version": code_version(),
+    manifest = {"table": table, "lang": lang, "rows": rows, "files": files,
+                "code_version": code_version(),
                 "fingerprint": fp, "inputs": dict(inputs or {}), "config": dict(config or {}),
                 "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
     (staged / MANIFEST).write_text(json.dumps(manifest, indent=1, default=str), encoding="utf-8")
@@ -135,8 +212,7 @@ def write_table(out: str | Path, table: str, data: pa.Table, lang: str, *,
                           "filter the table to one language before writing")
     staged = staging_dir(out, table)
     try:
-        pq.write_table(data.drop_columns(["lang"]), staged / "part-00000.parquet",
-                       compression="zstd")
+        pq.write_table(data.drop_columns(["lang"]), staged / "part-00000.parquet", **WRITE_OPTS)
         return commit_partition(out, table, lang, staged, rows=data.num_rows, config=config,
                                 stats=stats, fp=fp, inputs=inputs)
     except BaseException:
@@ -193,8 +269,8 @@ class PartWriter:
             self.tmp.parent.mkdir(parents=True, exist_ok=True)
             # text columns are mostly unique: dictionary pages would be built and thrown away
             dict_cols = [f.name for f in self.schema if not pa.types.is_string(f.type)]
-            self.writer = pq.ParquetWriter(self.tmp, self.schema, compression="zstd",
-                                           use_dictionary=dict_cols)
+            self.writer = pq.ParquetWriter(self.tmp, self.schema, use_dictionary=dict_cols,
+                                           **WRITE_OPTS)
         self.writer.write_table(pa.Table.from_batches(self.buf, self.schema))
         self.buf, self.buf_rows, self.buf_bytes = [], 0, 0
 
@@ -231,14 +307,39 @@ def read_table(out: str | Path, table: str, langs: Iterable[str] | None = None,
                                 f"run the {spec.stage} stage first")
     want = have if langs is None else [lg for lg in langs if lg in have]
     parts = []
+    schema = pa.schema([f for f in spec.schema if f.name != "lang"])
     for lg in want:
-        files = sorted(partition_dir(out, table, lg).glob("*.parquet"))
-        schema = pa.schema([f for f in spec.schema if f.name != "lang"])
-        t = pq.read_table(files, schema=schema) if files else schema.empty_table()
+        t = _read_partition(out, table, lg, schema, spec.stage)
         t = t.append_column("lang", pa.array([lg] * t.num_rows, pa.string()))
         parts.append(tables.conform(table, t))
     out_t = pa.concat_tables(parts) if parts else spec.schema.empty_table()
     return out_t.select(columns) if columns else out_t
+
+
+def _read_partition(out: str | Path, table: str, lang: str, schema: pa.Schema,
+                    stage: str) -> pa.Table:
+    """One finished partition, checked against its manifest and its pages' checksums."""
+    d = partition_dir(out, table, lang)
+    fix = f"delete {d} and rerun `factroots {stage}` (it rebuilds that partition)"
+    m = read_manifest(out, table, lang) or {}
+    gone = missing_file(out, table, lang, m)
+    if gone:
+        raise DamagedTableError(f"{gone} is missing or changed size, but {d / SUCCESS} says "
+                                "the partition is finished", fix, lang)
+    files = sorted(d.glob("*.parquet"))
+    listed = m.get("files")
+    if listed is not None and sorted(listed) != [f.name for f in files]:
+        extra = sorted({f.name for f in files} - set(listed))
+        raise DamagedTableError(f"{d}: data files {extra} are not in its manifest", fix, lang)
+    try:
+        t = (pq.read_table(files, schema=schema, page_checksum_verification=True)
+             if files else schema.empty_table())
+    except (OSError, pa.ArrowException) as exc:
+        raise DamagedTableError(f"{d}: damaged Parquet: {exc}".splitlines()[0], fix, lang) from exc
+    if "rows" in m and listed is not None and t.num_rows != m["rows"]:
+        raise DamagedTableError(f"{d}: {t.num_rows} rows read, the manifest says {m['rows']}",
+                                fix, lang)
+    return t
 
 
 def read_stats(out: str | Path, table: str, lang: str) -> dict:

@@ -93,6 +93,6 @@ def test_a_rerun_skips_finished_work(main_job) -> None:  # type: ignore[no-untyp
     weights = lab_job.artifacts(cfg).model_dir / "model.safetensors"
     model = weights.stat().st_mtime
     lab_job.build(cfg)
-    probe_job.run(pipeline.resolve_lab(cfg))
+    probe_job.run(pipeline.plan(cfg))
     assert weights.stat().st_mtime == model
     assert {lg: storage.read_manifest(out, "predictions", lg)["created"] for lg in LANGS} == before

@@ -163,7 +163,7 @@ def test_neurons_run_on_the_probe_stage_outputs(tmp_path: Path, tiny_xlmr_dir: P
         p = p.set_column(p.schema.get_field_index("correct_full"), "correct_full",
                          pc.equal(p["protocol"], "full"))
         storage.write_table(tmp_path, "predictions", p, lang, fp="forced")
-    assert job.run_neurons(cfg) == storage.table_dir(tmp_path, "signatures")
+    assert job_neurons.run(cfg) == storage.table_dir(tmp_path, "signatures")
     for lang in ("en", "zh"):
         stats = storage.read_stats(tmp_path, "signatures", lang)
         assert stats["out"] == stats["in"] > 0 and stats["rejected_mask_mismatch"] == 0

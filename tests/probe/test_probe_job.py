@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from probe_inputs import slice_tables, write_inputs
 
-from factroots import storage
+from factroots import runner, storage
 from factroots.config import load_config
 from factroots.errors import ConfigError, ModelError
 from factroots.probe import job
@@ -64,11 +64,11 @@ def test_interrupted_run_resumes_to_identical_tables(tmp_path: Path, tiny_xlmr_d
     real = job._probe_lang
     calls: list[str] = []
 
-    def dies_on_second(cfg, lm, lang, fp):  # type: ignore[no-untyped-def]
+    def dies_on_second(work, lm, lang):  # type: ignore[no-untyped-def]
         calls.append(lang)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(cfg, lm, lang, fp)
+        return real(work, lm, lang)
 
     monkeypatch.setattr(job, "_probe_lang", dies_on_second)
     with pytest.raises(KeyboardInterrupt):
@@ -88,11 +88,11 @@ def test_interrupted_run_resumes_to_identical_tables(tmp_path: Path, tiny_xlmr_d
 
 def test_shards_split_the_languages(tmp_path: Path, tiny_bert_dir: Path) -> None:
     sizes = {"en": 37498, "fr": 33872, "de": 32548, "ceb": 6829, "ur": 7295, "zh": 21449}
-    parts = [job.shard_langs(sizes, f"{i}/3") for i in range(3)]
+    parts = [runner.shard_langs(sizes, f"{i}/3") for i in range(3)]
     assert sorted(lg for p in parts for lg in p) == sorted(sizes)
     assert all(parts)
     with pytest.raises(ConfigError):
-        job.shard_langs(sizes, "3/3")
+        runner.shard_langs(sizes, "3/3")
     write_inputs(tmp_path)
     got = []
     for i in range(2):

@@ -13,6 +13,7 @@ import pytest
 
 from factroots import storage, tables
 from factroots.config import load_config
+from factroots.errors import RunFailedError
 from factroots.text.multistream import write_multistream
 from factroots.text.samples import sample_dump
 
@@ -56,16 +57,16 @@ def traced(tmp_path_factory, spark) -> tuple[Path, Path]:
                       "write_mentions": True}}
     cfg = load_config(None, conf)
     job.run(spark, cfg)
-    first = json.loads((out / "trace_report.json").read_text())
+    first = json.loads((out / "run_report.json").read_text())["stages"]["trace"]["langs"]
     job.run(spark, cfg)  # the rerun finishes too: every language is done
     return out, first
 
 
 def test_every_language_finishes_with_empty_partitions(traced) -> None:
     out, first = traced
-    assert {lg: r["status"] for lg, r in first.items()} == dict.fromkeys(LANGS, "done")
-    second = json.loads((out / "trace_report.json").read_text())
-    assert {lg: r["status"] for lg, r in second.items()} == dict.fromkeys(LANGS, "skipped")
+    assert first == dict.fromkeys(LANGS, "done")
+    second = json.loads((out / "run_report.json").read_text())["stages"]["trace"]["langs"]
+    assert second == dict.fromkeys(LANGS, "skipped")
     for lang in LANGS:
         for table in ("pages", "sentences", "mentions", "cooccurrence"):
             assert storage.is_done(out, table, lang), (table, lang)
@@ -99,8 +100,10 @@ def test_wrong_language_is_an_error_with_the_fix(tmp_path, spark) -> None:
     cfg = load_config(None, {"out": str(out), "langs": ["bg", "en"], "probe": {"model": "none"},
                              "trace": {"dumps": {"bg": [str(sample_dump("en"))],
                                                  "en": [str(sample_dump("bg"))]}}})
-    job.run(spark, cfg)
-    report = json.loads((out / "trace_report.json").read_text())
-    assert report["bg"]["status"] == report["en"]["status"] == "failed"
-    assert "is enwiki (language en)" in report["bg"]["error"]
-    assert "trace.allow_lang_mismatch" in report["bg"]["error"]
+    with pytest.raises(RunFailedError, match="trace.allow_lang_mismatch"):
+        job.run(spark, cfg)
+    report = json.loads((out / "run_report.json").read_text())
+    assert report["stages"]["trace"]["langs"] == {"bg": "failed", "en": "failed"}
+    errors = {f["lang"]: f["error"] for f in report["failed"]}
+    assert "is enwiki (language en)" in errors["bg"]
+    assert "trace.allow_lang_mismatch" in errors["bg"]

@@ -16,8 +16,10 @@ import yaml
 
 from factroots import storage
 from factroots.config import load_config
+from factroots.errors import RunFailedError
 from factroots.text.normalize import normalize
 from factroots.text.samples import sample_dump
+from factroots.trace.job import TABLES
 
 pytestmark = pytest.mark.spark
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +52,7 @@ def _tokenizer(path: Path) -> Path:
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, spark) -> Path:  # spark: the JVM check and PYSPARK_PYTHON
     d = tmp_path_factory.mktemp("trace_job")
-    langs = TRACED + ["zh"]  # zh has facts but no dump: reported, not a crash
+    langs = TRACED + ["zh"]  # zh has facts but no dump: it fails alone, the run exits non-zero
     from factroots.facts import job as facts_job
     facts_job.run(load_config(None, {"out": str(d / "out"), "langs": langs}))
     conf = {"out": str(d / "out"), "langs": langs, "probe": {"model": "none"},
@@ -66,14 +68,19 @@ def run_dir(tmp_path_factory, spark) -> Path:  # spark: the JVM check and PYSPAR
          "--conf", "spark.driver.bindAddress=127.0.0.1",
          str(ROOT / "spark_jobs" / "trace_job.py"), "--conf", str(d / "trace.yaml")],
         env=env, capture_output=True, text=True, timeout=600, cwd=ROOT, check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    errors = [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "trace.dumps.zh" in errors[0]  # one line naming the key
     return d
 
 
 def test_every_language_is_traced_and_the_missing_dump_reported(run_dir: Path) -> None:
-    report = json.loads((run_dir / "out" / "trace_report.json").read_text())
-    assert report["zh"]["status"] == "no_dump"
-    assert {lg for lg, r in report.items() if r["status"] == "done"} == set(TRACED)
+    report = json.loads((run_dir / "out" / "run_report.json").read_text())
+    langs = report["stages"]["trace"]["langs"]
+    assert langs.pop("zh") == "failed" and not report["ok"]
+    assert {f["table"] for f in report["failed"] if f["lang"] == "zh"} == set(TABLES)
+    assert "no dump for language zh" in report["failed"][0]["error"]
+    assert langs == {lg: "done" for lg in TRACED}
     for lang in TRACED:
         for table in ("pages", "sentences", "mentions", "cooccurrence"):
             assert storage.is_done(run_dir / "out", table, lang), (table, lang)
@@ -110,9 +117,15 @@ def test_rerun_skips_done_languages_and_redoes_one_identically(run_dir: Path, sp
     cfg = load_config(run_dir / "trace.yaml")
     before = storage.read_table(out, "cooccurrence", ["bg"]).sort_by("uuid")
     en_files = sorted(p.stat().st_mtime_ns for p in (out / "mentions" / "lang=en").iterdir())
+    bg_mentions = storage.read_manifest(out, "mentions", "bg")["created"]
     (out / "cooccurrence" / "lang=bg" / "_SUCCESS").unlink()
-    job.run(spark, cfg)
-    report = json.loads((out / "trace_report.json").read_text())
-    assert report["bg"]["status"] == "done" and report["en"]["status"] == "skipped"
+    (out / "pages" / "_tmp-deadrun").mkdir()  # left by a killed run: removed at stage start
+    with pytest.raises(RunFailedError, match="zh"):
+        job.run(spark, cfg)
+    report = json.loads((out / "run_report.json").read_text())["stages"]["trace"]["langs"]
+    assert report["bg"] == "done" and report["en"] == "skipped" and report["zh"] == "failed"
     assert storage.read_table(out, "cooccurrence", ["bg"]).sort_by("uuid").equals(before)
+    # resumed per table: bg's mentions were done, only its cooccurrence was rebuilt
+    assert storage.read_manifest(out, "mentions", "bg")["created"] == bg_mentions
     assert sorted(p.stat().st_mtime_ns for p in (out / "mentions" / "lang=en").iterdir()) == en_files
+    assert not (out / "pages" / "_tmp-deadrun").exists()

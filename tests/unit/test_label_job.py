@@ -17,7 +17,7 @@ R = "P19"
 
 def test_job_writes_labels_and_notes(tmp_path: Path) -> None:
     build_run(tmp_path)
-    cfg = load_config(None, {"out": str(tmp_path), "label.min_null": 1,
+    cfg = load_config(None, {"probe.model": "", "out": str(tmp_path), "label.min_null": 1,
                              "label.tokenizer": str(tmp_path / "no-tokenizer")})
     assert job.run(cfg) == tmp_path / "fact_labels"
     st = {(r["lang"], r["uuid"]): r["status"] for r in storage.read_table(tmp_path, "status")
@@ -46,14 +46,14 @@ def test_job_writes_labels_and_notes(tmp_path: Path) -> None:
 
 def test_rerun_skips_and_new_config_rebuilds(tmp_path: Path) -> None:
     build_run(tmp_path)
-    cfg = load_config(None, {"out": str(tmp_path), "langs": ["en", "de"]})
+    cfg = load_config(None, {"probe.model": "", "out": str(tmp_path), "langs": ["en", "de"]})
     job.run(cfg)
     first = storage.read_manifest(tmp_path, "status", "en")["created"]
     marker = storage.partition_dir(tmp_path, "status", "en") / "part-00000.parquet"
     mtime = marker.stat().st_mtime_ns
     job.run(cfg)
     assert marker.stat().st_mtime_ns == mtime
-    job.run(load_config(None, {"out": str(tmp_path), "langs": ["en", "de"],
+    job.run(load_config(None, {"probe.model": "", "out": str(tmp_path), "langs": ["en", "de"],
                                "label.null_percentile": 90.0}))
     assert storage.read_manifest(tmp_path, "status", "en")["created"] >= first
     assert marker.exists() and marker.stat().st_mtime_ns != mtime
@@ -61,7 +61,7 @@ def test_rerun_skips_and_new_config_rebuilds(tmp_path: Path) -> None:
 
 def test_only_facts_present(tmp_path: Path) -> None:
     write(tmp_path, "facts", facts([("en", "a", R), ("en", "b", R)]))
-    job.run(load_config(None, {"out": str(tmp_path)}))
+    job.run(load_config(None, {"probe.model": "", "out": str(tmp_path)}))
     st = storage.read_table(tmp_path, "status").to_pylist()
     assert {r["missing"] for r in st} == {"not_traced;not_probed"}
     assert storage.read_table(tmp_path, "fact_labels").num_rows == 0
@@ -69,4 +69,4 @@ def test_only_facts_present(tmp_path: Path) -> None:
 
 def test_no_facts_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(MissingTableError):
-        job.run(load_config(None, {"out": str(tmp_path)}))
+        job.run(load_config(None, {"probe.model": "", "out": str(tmp_path)}))

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("run")
     build_run(out)
-    label_job.run(load_config(None, {"out": str(out), "label.min_null": 1}))
+    label_job.run(load_config(None, {"out": str(out), "label.min_null": 1, "probe.model": ""}))
     return out
 
 
@@ -67,7 +67,7 @@ def test_report_files(run_dir: Path) -> None:
         assert needle in text, needle
     assert "fewer than 30 facts" in text                       # every language is small here
     figs = sorted(p.name for p in (run_dir / "report" / "figures").glob("*.png"))
-    assert figs == sorted(f"{n}.png" for n in figures.FIGURES)
+    assert figs == sorted(f"{n}.png" for n in figures.FIGURES if n != "lab_check")  # no lab
     html = (run_dir / "report" / "report.html").read_text()
     assert html.count("data:image/png;base64,") == len(figs) and "<table>" in html
 
@@ -80,6 +80,20 @@ def test_report_degrades_without_stages(tmp_path: Path) -> None:
     assert "No trace pages/sentences" in text and not (md.parent / "report.html").exists()
     empty = report_job.run(load_config(None, {"out": str(tmp_path / "nothing")}))
     assert "`facts` is missing" in empty.read_text()
+
+
+def test_report_names_what_failed_in_the_run(tmp_path: Path) -> None:
+    write(tmp_path, "facts", facts([("en", "a", "P19"), ("de", "a", "P19")]))
+    assert "Failed in this run" not in report_job.run(
+        load_config(None, {"out": str(tmp_path), "report.formats": ["md"]})).read_text()
+    failed = [{"stage": "trace", "table": "cooccurrence", "lang": "de",
+               "error": "dump de.xml is not a MediaWiki XML dump"}]
+    (tmp_path / "run_report.json").write_text(json.dumps({"ok": False, "failed": failed}))
+    text = report_job.run(load_config(None, {"out": str(tmp_path),
+                                             "report.formats": ["md"]})).read_text()
+    assert "Failed in this run" in text and "1 partition(s) failed" in text
+    assert "not a MediaWiki XML dump" in text and text.index("Failed in this run") < text.index(
+        "Missing inputs")
 
 
 def test_notebook_has_no_outputs_and_no_logic() -> None:
@@ -138,15 +152,23 @@ def test_report_shows_the_lab_check_when_present(tmp_path: Path) -> None:
     plain = report_job.run(load_config(None, {"out": str(tmp_path)})).read_text()
     assert "Lab check" not in plain and "`lab_check` is missing" not in plain
     check = tables.conform("lab_check", pa.table({
-        "lang": ["en", "en", "uk"], "metric": ["trace_recall_planted", "transferred_precision",
-                                              "trace_recall_planted"],
-        "value": [1.0, 0.0, 0.75], "numerator": [60, 0, 45], "denominator": [60, 0, 60],
-        "ci_low": [0.94, None, 0.63], "ci_high": [1.0, None, 0.84]}))  # lab 2: Wilson bounds
+        "lang": ["en", "en", "uk", "all"],
+        "metric": ["trace_recall_planted", "transferred_precision", "trace_recall_planted",
+                   "transferred_recall"],
+        "value": [1.0, 0.0, 0.75, 0.5], "numerator": [60, 0, 45, 3],
+        "denominator": [60, 0, 60, 6], "ci_low": [0.94, None, 0.63, 0.19],
+        "ci_high": [1.0, None, 0.84, 0.81]}))  # lab 2: Wilson bounds
     write(tmp_path, "lab_check", check)
     text = report_job.run(load_config(None, {"out": str(tmp_path)})).read_text()
-    assert "## Lab check: labels against the planted truth" in text
-    assert "What its truth is:" in text and "not checked here" in text
+    assert "## Lab check: labels against the lab's truths" in text
+    assert "What its truths are." in text and "counterfactual model" in text
     assert "100.0% (60/60)" in text and "75.0% (45/60)" in text and "–" in text
+    assert "figures/lab_check.png" in text  # the pooled metrics with their intervals
+    fig = figures.plot_lab_check(results.load_results(tmp_path))
+    fig.canvas.draw()
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels == ["transferred_recall (3/6)"]  # only pooled rows with a denominator
+    figures.plt.close(fig)
 
 
 def test_chance_level_jaccard() -> None:

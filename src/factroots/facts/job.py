@@ -1,24 +1,22 @@
 """The facts stage: mLAMA (shipped, or ``facts.mlama_dir``) -> `templates`, `candidates`, `facts`.
 
-One language at a time: read, check, write the three tables with their stats. A language whose
-three partitions are done with the same fingerprint (input digest, selection, stage version) is
-skipped; a language whose files cannot be read fails alone (``ShardError`` at the end).
+One language at a time: read, check, write the three tables with their stats. The runner skips
+a language whose three partitions are done with the same fingerprint (input files by content,
+selection, stage version); a language whose files cannot be read fails alone.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections import Counter
 from pathlib import Path
 
-from factroots import storage
-from factroots.config import RunConfig, to_dict
-from factroots.errors import ConfigError, ShardError
+from factroots.config import RunConfig
+from factroots.errors import ConfigError
 from factroots.facts.candidates import build_candidates
 from factroots.facts.facts import build_facts
 from factroots.facts.sources import DirSource, ShippedSource, open_source
 from factroots.facts.templates import build_templates, check_templates
+from factroots.runner import Plan, Stage, Work, run_stage
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +24,19 @@ STAGE_VERSION = "facts-1"
 TABLES = ("templates", "candidates", "facts")
 
 
+_SOURCES: dict[tuple, ShippedSource | DirSource] = {}
+
+
 def source_of(cfg: RunConfig) -> ShippedSource | DirSource:
-    """The mLAMA source that ``cfg`` names (the shipped copy unless facts.mlama_dir is set)."""
+    """The mLAMA source that ``cfg`` names (the shipped copy unless facts.mlama_dir is set);
+    one per folder pair in a process, so its tables are parsed once."""
     f = cfg.facts
-    return open_source(cfg.path(f.mlama_dir) if f.mlama_dir else None,
-                       cfg.path(f.candidates_dir) if f.candidates_dir else None)
+    where = (cfg.path(f.mlama_dir) if f.mlama_dir else None,
+             cfg.path(f.candidates_dir) if f.candidates_dir else None)
+    if where not in _SOURCES:
+        _SOURCES.clear()  # one source at a time: the shipped tables are large
+        _SOURCES[where] = open_source(*where)
+    return _SOURCES[where]
 
 
 def select_langs(cfg: RunConfig, src: ShippedSource | DirSource) -> list[str]:
@@ -61,50 +67,44 @@ def select_relations(cfg: RunConfig, src: ShippedSource | DirSource) -> list[str
     return list(dict.fromkeys(cfg.relations))
 
 
-def run(cfg: RunConfig) -> Path:
-    """Write `templates`, `candidates` and `facts` for the configured languages; return facts' dir."""
-    out = cfg.path(cfg.out)
+def _langs(plan: Plan) -> list[str]:
+    return select_langs(plan.cfg, source_of(plan.cfg))
+
+
+def _settings(plan: Plan) -> dict:
+    cfg = plan.cfg
+    select_relations(cfg, source_of(cfg))  # a bad relation is a ConfigError before any work
+    return {"exclude": sorted(cfg.facts.exclude_relations), "source": source_of(cfg).name}
+
+
+def _files(plan: Plan, lang: str) -> list[Path]:
+    return source_of(plan.cfg).files(lang)
+
+
+def _build(work: Work) -> None:
+    """Build and write the three tables of one language."""
+    (lang,) = work.langs
+    cfg = work.cfg
     src = source_of(cfg)
-    langs, rels = select_langs(cfg, src), select_relations(cfg, src)
-    failed: dict[str, str] = {}
-    totals: Counter = Counter()
-    t0 = time.perf_counter()
-    for lang in langs:
-        fp = storage.fingerprint(STAGE_VERSION, src.digest(lang), rels,
-                                 sorted(cfg.facts.exclude_relations), lang)
-        if all(storage.is_done(out, t, lang, fp) for t in TABLES):
-            log.info("facts/%s: done before, skipped", lang)
-            totals["skipped"] += 1
-            continue
-        try:
-            totals.update(_run_lang(cfg, out, src, lang, rels, fp))
-        except ShardError as exc:
-            log.error("facts/%s failed: %s", lang, exc)
-            failed[lang] = exc.message
-    rejected = {k: v for k, v in totals.items() if k.startswith("rejected_") and v}
-    log.info("facts: %d languages (%d skipped as done) in %.1f s: %d of %d triples kept%s",
-             len(langs), totals["skipped"], time.perf_counter() - t0, totals["out"],
-             totals["in"], f", {rejected}" if rejected else "")
-    if failed:
-        raise ShardError(f"facts failed for {len(failed)} of {len(langs)} languages: "
-                         + "; ".join(failed.values()), ",".join(failed),
-                         "fix those inputs and rerun (finished languages are skipped)")
-    return storage.table_dir(out, "facts")
-
-
-def _run_lang(cfg: RunConfig, out: Path, src: ShippedSource | DirSource, lang: str,
-              rels: list[str] | None, fp: str) -> dict:
-    """Build and write the three tables of one language; return the facts' stats."""
+    rels = select_relations(cfg, src)
     exclude = list(cfg.facts.exclude_relations)
     raw = src.read(lang, rels)
     check = check_templates(raw, rels, exclude)
     templates, t_stats = build_templates(raw, rels, exclude, check)
     facts, f_stats = build_facts(raw, rels, exclude, check)
     candidates, c_stats = build_candidates(raw, facts, rels, exclude)
-    meta = {"config": to_dict(cfg), "fp": fp, "inputs": {"source": src.name, "lang": lang}}
+    inputs = {"source": src.name, "lang": lang}
     for name, table, stats in (("templates", templates, t_stats),
                                ("candidates", candidates, c_stats), ("facts", facts, f_stats)):
-        storage.write_table(out, name, table, lang, stats=stats, **meta)
+        work.write(name, table, lang, stats=stats, inputs=inputs)
     log.info("facts/%s: %d facts, %d templates, %d candidates", lang, facts.num_rows,
              templates.num_rows, candidates.num_rows)
-    return f_stats
+
+
+STAGE = Stage("facts", TABLES, _build, STAGE_VERSION, settings=_settings, files=_files,
+              langs=_langs, needs_plan=False)
+
+
+def run(cfg: RunConfig | Plan) -> Path:
+    """Write `templates`, `candidates` and `facts` for the configured languages; return facts' dir."""
+    return run_stage(STAGE, cfg)

@@ -113,6 +113,10 @@ class ShippedSource:
         """A hash that changes when this language's input changes."""
         return hashlib.sha256((shipped_dir() / "CHECKSUMS").read_bytes()).hexdigest()[:16]
 
+    def files(self, lang: str) -> list[Path]:
+        """The files whose content this language's tables depend on (fingerprinted)."""
+        return [shipped_dir() / "CHECKSUMS"]
+
     def read(self, lang: str, relations: list[str] | None = None) -> RawLang:
         """The raw tables of one language (triples of ``relations`` only, when given)."""
         if self._parts is None:
@@ -168,6 +172,13 @@ class DirSource:
             _, rows = _read_templates(self.root / lang / "templates.jsonl", lang)
             rels |= {r["relation"] for r in rows}
         return sorted(rels)
+
+    def files(self, lang: str) -> list[Path]:
+        """This language's input files (fingerprinted by content)."""
+        files = sorted((self.root / lang).glob("*.jsonl"))
+        if self.candidates_dir is not None:
+            files += [self.candidates_dir / s / f"{lang}.json" for s in CANDIDATE_SOURCES]
+        return [f for f in files if f.exists()]
 
     def digest(self, lang: str) -> str:
         """A hash of the names, sizes and modification times of this language's input files."""

@@ -1,6 +1,6 @@
 """Write the lab's facts as an mLAMA-format directory: the fictional world + real background facts.
 
-In lab mode the facts stage reads this directory (``pipeline.resolve_lab`` sets
+In lab mode the facts stage reads this directory (``pipeline.lab_facts`` sets
 ``facts.mlama_dir``), so `facts`, `templates` and `candidates` hold exactly the lab's facts:
 every fictional fact of the world and a seeded sample of real mLAMA facts (``background``,
 those of every lab language), and trace, probe and label see nothing else. Probing the lab

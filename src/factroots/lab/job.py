@@ -6,9 +6,10 @@ mode), ``dumps/<lang>wiki-lab-pages-articles-multistream.xml.bz2`` (with its ind
 language, ``models/<fingerprint>/`` (Hugging Face model folders with tokenizer.json: the full
 model of each seed and the counterfactual model, each cached by the fingerprint of its training
 data and settings), ``lab.json`` (fingerprint, paths, training logs with core-seconds, the lab's
-own P@1 per group) and the `planted_facts` table. It is cached as a whole by the fingerprint of
-the lab config, the mLAMA source, the samples, the trace's matching settings and the lab code
-version. ``check`` compares the trace, probe and label tables with the plan and writes
+own P@1 per group) and the `planted_facts` table. Both are stages of the runner
+(``factroots.runner``: skip-if-done by fingerprint, atomic commit, one failure policy): the
+build's fingerprint covers the lab config, the mLAMA source, the samples (by content), the
+trace's matching settings and the lab code version. ``check`` compares the trace, probe and label tables with the plan and writes
 `lab_check` (and ``<out>/lab/check.md``).
 """
 
@@ -18,7 +19,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 import re
 import shutil
 import time
@@ -29,9 +29,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from factroots import __version__, storage
+from factroots import storage
 from factroots.config import RunConfig, to_dict
-from factroots.errors import ConfigError
+from factroots.errors import ConfigError, ShardError
 from factroots.facts.sources import open_source
 from factroots.lab import corpus as lc
 from factroots.lab import detector as ld
@@ -40,6 +40,7 @@ from factroots.lab import planted_facts as pf
 from factroots.lab import train as lt
 from factroots.lab import world as lw
 from factroots.lab.lab_check import POOLED, build_lab_check, check_markdown
+from factroots.runner import Plan, Stage, Work, plan_of, run_stage
 from factroots.text import match as tmatch
 from factroots.text.samples import sample_dump, sample_langs
 
@@ -86,35 +87,33 @@ def _source(cfg: RunConfig):  # type: ignore[no-untyped-def]
                        cfg.path(f.candidates_dir) if f.candidates_dir else None)
 
 
-def fingerprint(cfg: RunConfig) -> str:
-    """Hash of everything the lab's outputs depend on."""
-    langs = lab_langs(cfg)
+def _settings(plan: Plan) -> dict:
+    """What the lab's outputs depend on besides the bundled samples (files, by content)."""
+    cfg, t = plan.cfg, plan.cfg.trace
     src = _source(cfg)
-    samples = {lg: os.path.getsize(sample_dump(lg)) for lg in langs}
-    t = cfg.trace
-    return storage.fingerprint(LAB_VERSION, __version__, to_dict(cfg.lab),
-                               {lg: src.digest(lg) for lg in langs}, samples,
-                               sorted(cfg.facts.exclude_relations), t.min_name_len,
-                               t.substring_langs, t.left_boundary_langs,
-                               cfg.label.naming_relations)
+    return {"lab": to_dict(cfg.lab), "mlama": {lg: src.digest(lg) for lg in lab_langs(cfg)},
+            "exclude": sorted(cfg.facts.exclude_relations), "min_name_len": t.min_name_len,
+            "substring_langs": t.substring_langs, "left_boundary_langs": t.left_boundary_langs,
+            "naming": cfg.label.naming_relations}
+
+
+def _samples(plan: Plan, lang: str) -> list[Path]:
+    return [Path(sample_dump(lg)) for lg in lab_langs(plan.cfg)]
 
 
 def _dump_path(cfg: RunConfig, lang: str) -> Path:
     return lab_dir(cfg) / "dumps" / f"{lang}wiki-lab-pages-articles-multistream.xml.bz2"
 
 
-def _cached(cfg: RunConfig, fp: str) -> bool:
+def _built(cfg: RunConfig) -> bool:
+    """True when the lab's files (manifest, every model, the facts folder, every dump) are there."""
     m = lab_dir(cfg) / MANIFEST
     if not m.is_file():
         return False
     data = json.loads(m.read_text())
-    if data.get("fingerprint") != fp:
-        return False
-    out = cfg.path(cfg.out)
     return (all(Path(d, "config.json").is_file() for d in data.get("models", {}).values())
             and Path(data.get("mlama_dir", "/nonexistent")).is_dir()
-            and all(_dump_path(cfg, lg).is_file() and storage.is_done(out, "planted_facts", lg, fp)
-                    for lg in lab_langs(cfg)))
+            and all(_dump_path(cfg, lg).is_file() for lg in lab_langs(cfg)))
 
 
 def sizes(cfg: RunConfig) -> lw.Sizes:
@@ -124,14 +123,25 @@ def sizes(cfg: RunConfig) -> lw.Sizes:
                     detector=cfg.lab.detector_facts)
 
 
-def build(cfg: RunConfig) -> Path:
+def build(cfg: RunConfig | Plan) -> Path:
     """Build (or find cached) the lab: world, facts, corpus dumps, models and plan; return its dir."""
-    fp = fingerprint(cfg)
-    if _cached(cfg, fp):
-        say(f"lab: cached build found in {lab_dir(cfg)} (fingerprint {fp})")
-        return lab_dir(cfg)
+    plan = plan_of(cfg)
+    if not _built(plan.cfg):  # the planted_facts alone do not make a lab: build it again
+        for lg in lab_langs(plan.cfg):
+            storage.fail_partition(plan.out, "planted_facts", lg, "the lab's files are missing")
+    run_stage(BUILD, plan)
+    return lab_dir(plan.cfg)
+
+
+def _build(work: Work) -> None:
+    """World, lab facts folder, corpus dumps, tokenizer, models, detector, `planted_facts`."""
+    cfg = work.cfg
+    langs, lab = lab_langs(cfg), cfg.lab
+    if sorted(work.langs) != sorted(langs):  # one lab over all its languages, or none
+        raise ShardError(f"the lab is built for every lab language, not only {work.langs}",
+                         ",".join(work.langs), "run `factroots lab build` for lab.langs")
+    fp = work.fps[langs[0]]
     t0 = time.perf_counter()
-    langs, out, lab = lab_langs(cfg), cfg.path(cfg.out), cfg.lab
     say(f"lab: reading mLAMA and the bundled samples of {', '.join(langs)}")
     real_f, real_t = fs.real_facts(_source(cfg), langs, list(cfg.facts.exclude_relations))
     samples = {lg: lc.load_sample(lg, sample_dump(lg)) for lg in langs}
@@ -164,8 +174,7 @@ def build(cfg: RunConfig) -> Path:
                                   full=full, counterfactual=cf, detector=ld.units_of(det))
     for lg in langs:
         part = plan.filter(pc.equal(plan["lang"], lg))
-        storage.write_table(out, "planted_facts", part, lg, fp=fp, config=to_dict(cfg.lab),
-                            stats=_plan_stats(part))
+        work.write("planted_facts", part, lg, config=to_dict(cfg.lab), stats=_plan_stats(part))
     evals = _evaluate(plan, langs)
     models = {**models, "detector": probed} if det else models
     manifest = {"fingerprint": fp, "lab_version": LAB_VERSION, "langs": langs,
@@ -181,7 +190,11 @@ def build(cfg: RunConfig) -> Path:
         + f"; counterfactual-positive transfers: {evals['truth_transferred']}"
         + (f"; detector facts answered {det['answered']}/{det['targets']}, other answers "
            f"changed {det['changed_verdicts']}" if det else ""))
-    return lab_dir(cfg)
+
+
+BUILD = Stage("lab build", ("planted_facts",), _build, LAB_VERSION, settings=_settings,
+              files=_samples, langs=lambda plan: lab_langs(plan.cfg), per_lang=False,
+              cross_lang=True, needs_plan=False)
 
 
 def _words(samples: dict, facts: pd.DataFrame) -> set[str]:
@@ -407,34 +420,44 @@ def with_seeds(cfg: RunConfig, seeds: int) -> RunConfig:
     return dataclasses.replace(cfg, lab=dataclasses.replace(cfg.lab, replicate_seeds=more))
 
 
-def check_with_seeds(cfg: RunConfig, seeds: int) -> Path:
-    """Train the seed replicate (cached models are reused), rewrite the plan's transfer truth,
-    then check: the documented route when ``make demo`` trains one seed only."""
-    cfg = with_seeds(cfg, seeds)
-    build(cfg)
-    return check(cfg)
-
-
-def check(cfg: RunConfig) -> Path:
+def check(cfg: RunConfig | Plan) -> Path:
     """Compare the trace, probe and labels with the plan; write `lab_check` and check.md."""
-    out, langs = cfg.path(cfg.out), lab_langs(cfg)
-    need = ("planted_facts", "cooccurrence", "status", "easy_facts", "fact_labels", "signatures")
-    made = {t: [(storage.read_manifest(out, t, lg) or {}).get("created") for lg in langs]
-            for t in need}
-    fp = storage.fingerprint(LAB_VERSION, made)
-    parts = [*langs, POOLED]
-    if all(storage.is_done(out, "lab_check", lg, fp) for lg in parts) and (
-            lab_dir(cfg) / "check.md").is_file():
-        say("lab check: inputs unchanged, kept the previous check")
-        return storage.table_dir(out, "lab_check")
-    have = {t: storage.read_table(out, t, langs) for t in need}
+    plan = plan_of(cfg)
+    if not (lab_dir(plan.cfg) / "check.md").is_file():
+        for lg in (*lab_langs(plan.cfg), POOLED):
+            storage.fail_partition(plan.out, "lab_check", lg, "check.md is missing")
+    return run_stage(CHECK, plan)
+
+
+def _check(work: Work) -> None:
+    cfg, out = work.cfg, work.out
+    langs = lab_langs(cfg)
+    have = {t: storage.read_table(out, t, langs) for t in CHECK_INPUTS}
+    sig = (storage.read_table(out, "signatures", langs)
+           if all(storage.is_done(out, "signatures", lg) for lg in langs) else None)
     result = build_lab_check(have["planted_facts"], have["cooccurrence"], have["status"],
                              have["easy_facts"], have["fact_labels"], langs=langs,
-                             signatures=have["signatures"], k=cfg.neurons.overlap_k)
-    for lg in parts:
-        storage.write_table(out, "lab_check", result.filter(pc.equal(result["lang"], lg)), lg,
-                            fp=fp, config={"window": cfg.trace.window})
+                             signatures=sig, k=cfg.neurons.overlap_k)
+    for lg in (*langs, POOLED):
+        work.write("lab_check", result.filter(pc.equal(result["lang"], lg)), lg,
+                   config={"window": cfg.trace.window})
     (lab_dir(cfg) / "check.md").write_text(check_markdown(result), encoding="utf-8")
     say(f"lab check: written to {storage.table_dir(out, 'lab_check')} and "
         f"{lab_dir(cfg) / 'check.md'}")
-    return storage.table_dir(out, "lab_check")
+
+
+def _check_langs(plan: Plan) -> list[str]:
+    return [*lab_langs(plan.cfg), POOLED]
+
+
+def _check_key(plan: Plan, lang: str) -> dict:
+    """The inputs of every lab language (the pooled row `all` has no partition of its own)."""
+    langs = lab_langs(plan.cfg)
+    return {t: {lg: (storage.read_manifest(plan.out, t, lg) or {}).get("fingerprint")
+                for lg in langs} for t in (*CHECK_INPUTS, "signatures")}
+
+
+CHECK_INPUTS = ("planted_facts", "cooccurrence", "status", "easy_facts", "fact_labels")
+CHECK = Stage("lab check", ("lab_check",), _check, LAB_VERSION,
+              key=_check_key, langs=_check_langs, per_lang=False, cross_lang=True,
+              settings=lambda plan: {"k": plan.cfg.neurons.overlap_k})

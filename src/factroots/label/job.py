@@ -1,9 +1,11 @@
 """The label stage: read facts, cooccurrence, predictions, signatures and overlap from ``out``;
 write `status`, `easy_facts` and `fact_labels` per language.
 
-Inputs other than `facts` may be missing (a stage not run, a language not traced): the stage
-then writes what it can, with null codes or `unlabelled` rows whose reason says what was
-missing, and records a note in every manifest and `_stats.json`.
+Inputs other than `facts` may be missing (a stage not run, a language not traced, or one that
+failed in this run: the runner unmarks it, so an older table is never used): the stage then
+writes what it can, with null codes or `unlabelled` rows whose reason says what was missing,
+and records a note in every manifest and `_stats.json`. Labels compare languages, so every
+language is rebuilt when any input of any language changed (a cross-language stage).
 """
 
 from __future__ import annotations
@@ -19,14 +21,14 @@ import pyarrow.compute as pc
 from factroots import storage
 from factroots.config import RunConfig, to_dict
 from factroots.errors import MissingTableError
-from factroots.label.causal import apply_causal  # #16 (causal)
+from factroots.label.causal import apply_causal
 from factroots.label.easy_facts import build_easy_facts
 from factroots.label.fact_labels import build_fact_labels, label_rules
 from factroots.label.status import build_status, status_stats
 from factroots.label.tokenizer import load_token_sets
+from factroots.runner import Plan, Stage, Work, run_stage
 
 log = logging.getLogger(__name__)
-# #16 (causal): + interventions
 INPUTS = ("cooccurrence", "predictions", "signatures", "overlap", "interventions")
 OUTPUTS = ("status", "easy_facts", "fact_labels")
 
@@ -41,17 +43,9 @@ def _optional(out: Path, table: str, langs: list[str], notes: list[str]) -> tupl
     return storage.read_table(out, table, done), set(done)
 
 
-def _fingerprint(cfg: RunConfig, out: Path, langs: list[str]) -> str:
-    manifests = {t: {lg: (m or {}).get("fingerprint") or (m or {}).get("created")
-                     for lg in langs for m in [storage.read_manifest(out, t, lg)]}
-                 for t in ("facts", *INPUTS)}
-    return storage.fingerprint(to_dict(cfg.label), cfg.neurons.overlap_k, langs, cfg.relations,
-                               manifests)
-
-
 def _tokenizer_candidates(cfg: RunConfig, out: Path, langs: list[str]) -> list[str]:
     cands = [str(cfg.path(cfg.label.tokenizer))] if cfg.label.tokenizer else []
-    if cfg.probe.model != "lab":
+    if cfg.probe.model:  # the plan's: never the lab placeholder
         local = cfg.path(cfg.probe.model)
         cands.append(str(local) if local.exists() else cfg.probe.model)
     for lg in langs:
@@ -101,22 +95,11 @@ def _median_per_partner(t: pa.Table, column: str) -> dict[str, float]:
     return {lg: float(np.median(v)) for lg, v in sorted(values.items())}
 
 
-def run(cfg: RunConfig) -> Path:
-    """Build and write `status`, `easy_facts` and `fact_labels`; return the fact_labels folder."""
-    out = cfg.path(cfg.out)
-    facts = storage.read_table(out, "facts", cfg.langs or None)
-    langs = sorted(cfg.langs or set(facts.column("lang").to_pylist()))
-    if not langs:
-        raise MissingTableError(f"no facts for languages {cfg.langs} under {out}",
-                                "run `factroots facts` for these languages")
-    if cfg.relations:
-        facts = facts.filter(pc.is_in(facts.column("relation"), pa.array(cfg.relations)))
-    fp = _fingerprint(cfg, out, langs)
-    if all(storage.is_done(out, t, lg, fp) for t in OUTPUTS for lg in langs):
-        log.info("label: every partition is up to date")
-        return storage.table_dir(out, "fact_labels")
-    notes = [f"facts: no facts for {lg}" for lg in langs
-             if lg not in set(facts.column("lang").to_pylist())]
+def _build(work: Work) -> None:
+    """Build `status`, `easy_facts` and `fact_labels` of every language of ``work`` together."""
+    cfg, out, langs = work.cfg, work.out, sorted(work.langs)
+    facts = work.plan.keep(storage.read_table(out, "facts", langs))
+    notes: list[str] = []
     coo, traced = _optional(out, "cooccurrence", langs, notes)
     preds, probed = _optional(out, "predictions", langs, notes)
     sigs, _ = _optional(out, "signatures", langs, notes)
@@ -132,7 +115,7 @@ def run(cfg: RunConfig) -> Path:
     labels = build_fact_labels(status, easy, sigs, overlap, facts=facts, predictions=preds,
                                rules=label_rules(cfg.label), top_k=cfg.neurons.overlap_k,
                                use_small_groups=cfg.label.use_small_groups)
-    # #16 (causal): the causal verdict from `interventions`, when the stage ran
+    # the causal verdict from `interventions`, when the stage ran
     ivs, _ = _optional(out, "interventions", langs, [])  # missing: causal_reason says so
     labels = apply_causal(labels, ivs, alpha=cfg.label.alpha, method=cfg.label.correction)
     inputs = {"notes": notes, "presence": _presence(out, langs), "langs": langs,
@@ -140,13 +123,33 @@ def run(cfg: RunConfig) -> Path:
               "token_overlap_rule": "off" if tok is None else ("on" if tok.encode else "skipped")}
     for note in notes:
         log.warning("label: %s", note)
-    _write(cfg, out, langs, fp, inputs, status, easy, labels)
-    return storage.table_dir(out, "fact_labels")
+    _write(work, langs, inputs, status, easy, labels)
 
 
-def _write(cfg: RunConfig, out: Path, langs: list[str], fp: str, inputs: dict,
-           status: pa.Table, easy: pa.Table, labels: pa.Table) -> None:
-    conf = to_dict(cfg)
+def _langs(plan: Plan) -> list[str]:
+    if not plan.langs:
+        raise MissingTableError(f"no facts under {plan.out}", "run `factroots facts` first")
+    return list(plan.langs)
+
+
+def _settings(plan: Plan) -> dict:
+    cfg = plan.cfg
+    return {"label": to_dict(cfg.label), "overlap_k": cfg.neurons.overlap_k,
+            "model": cfg.probe.model}
+
+
+STAGE = Stage("label", OUTPUTS, _build, "label-2", settings=_settings, inputs=("facts",),
+              optional=INPUTS, langs=_langs, per_lang=False, cross_lang=True,
+              result="fact_labels")
+
+
+def run(cfg: RunConfig | Plan) -> Path:
+    """Build and write `status`, `easy_facts` and `fact_labels`; return the fact_labels folder."""
+    return run_stage(STAGE, cfg)
+
+
+def _write(work: Work, langs: list[str], inputs: dict, status: pa.Table, easy: pa.Table,
+           labels: pa.Table) -> None:
     extra = {"notes": inputs["notes"], "token_overlap_rule": inputs["token_overlap_rule"]}
     for lg in langs:
         s, e, f = _lang(status, lg), _lang(easy, lg), _lang(labels, lg)
@@ -155,4 +158,4 @@ def _write(cfg: RunConfig, out: Path, langs: list[str], fp: str, inputs: dict,
         for table, t, stats in (("status", s, {**status_stats(s), **extra}),
                                 ("easy_facts", e, e_stats),
                                 ("fact_labels", f, {**_label_stats(f), **extra})):
-            storage.write_table(out, table, t, lg, config=conf, stats=stats, fp=fp, inputs=inputs)
+            work.write(table, t, lg, stats=stats, inputs=inputs)

@@ -1,4 +1,5 @@
-"""The interventions stage's loop: `interventions` per source language, resumable per relation.
+"""The interventions stage (on the runner): `interventions` per source language, resumable per
+relation.
 
 Reads `signatures` (the source language L), `predictions` and `queries` (every language of the
 run: the partners L'). For each of this shard's languages with finished signatures, each
@@ -6,8 +7,8 @@ relation's facts correct in L are handed to ``interventions.build_interventions`
 matching prompts in L and in every L' where the fact is also correct. Each finished (L,
 relation) group is checkpointed (``<out>/interventions/_ckpt-<lang>-<fp>/<relation>.parquet``,
 atomic, counters in the file's metadata), so a killed run resumes at the next group and
-gives the same table (the controls are seeded per fact); a finished language is written
-atomically and skipped on rerun.
+gives the same table (the controls are seeded per fact); the runner commits a finished
+language atomically and skips it on rerun (its fingerprint holds every L' input).
 
 Counted per (fact, target language) pair (``_stats.json``: ``in = out + Σ rejected_*``):
 ``rejected_no_signature`` (the fact has no usable signature in L: small group, nonfinite, ...),
@@ -32,80 +33,70 @@ import pyarrow.parquet as pq
 
 from factroots import storage, tables
 from factroots.config import RunConfig, to_dict
-from factroots.errors import ConfigError, MissingTableError, ShardError
+from factroots.errors import ShardError
+from factroots.probe import job as probe_job
 from factroots.probe.interventions import Target, build_interventions, make_targets
-from factroots.probe.job import shard_langs
-from factroots.probe.job_neurons import (  # the neuron stage's checkpoint writer and loader
-    LazyModel,
-    _write_atomic,
-)
+from factroots.probe.job_neurons import write_checkpoint
+from factroots.runner import Plan, Stage, Work, plan_of, run_stage
 
 log = logging.getLogger(__name__)
 
 REJECTS = ("no_signature", "no_query", "mask_mismatch")
 
 
-def run(cfg: RunConfig) -> Path:
-    """Write `interventions` for every source language not yet done; return its folder."""
-    if cfg.probe.model == "lab":
-        raise ConfigError("probe.model is 'lab' but the lab model was not resolved",
-                          "run through `factroots intervene` (it resolves the lab model) or set "
-                          "probe.model to a model path")
-    out, lm, failed = Path(cfg.out), LazyModel(cfg), []
-    langs, targets = _langs(cfg)
-    facts: pa.Table | None = None
-    for lang in langs:
-        fp = _fingerprint(cfg, lang, targets)
-        if storage.is_done(out, "interventions", lang, fp):
-            log.info("interventions/%s is done, skipped", lang)
-            continue
-        facts = facts if facts is not None else correct_facts(cfg, targets)
-        try:
-            _run_lang(cfg, lm, lang, fp, facts)
-        except ShardError as exc:
-            log.error("interventions/%s failed: %s", lang, exc)
-            failed.append(lang)
-    if failed:
-        raise ShardError(f"interventions failed for {failed}", lang=",".join(failed),
-                         fix="see the log; rerun to retry only those languages")
-    return storage.table_dir(out, "interventions")
+def _settings(plan: Plan) -> dict:
+    iv = {k: v for k, v in to_dict(plan.cfg.interventions).items()
+          if k not in ("batch_size", "enabled")}
+    return {"interventions": iv, "k": _k(plan.cfg), "model": plan.cfg.probe.model,
+            "dtype": plan.cfg.probe.dtype}
 
 
-def _langs(cfg: RunConfig) -> tuple[list[str], list[str]]:
-    """(this shard's source languages with signatures, every target language with predictions)."""
-    sig = storage.done_langs(cfg.out, "signatures")
-    if not sig:
-        raise MissingTableError(f"table 'signatures' has no finished partition under {cfg.out}",
-                                "run `factroots probe` (with neurons) first")
-    want = set(cfg.langs) if cfg.langs else None
-    sig = [lg for lg in sig if want is None or lg in want]
-    targets = [lg for lg in storage.done_langs(cfg.out, "predictions")
-               if (want is None or lg in want) and storage.is_done(cfg.out, "queries", lg)]
-    sizes = {lg: int((storage.read_manifest(cfg.out, "signatures", lg) or {}).get("rows") or 0)
-             for lg in sig}
-    return shard_langs(sizes, cfg.probe.shard), targets
+def _k(cfg: RunConfig) -> int:
+    # a signature holds neurons.top_k neurons: more cannot be ablated
+    return min(cfg.interventions.k, cfg.neurons.top_k)
 
 
-def _fingerprint(cfg: RunConfig, lang: str, targets: list[str]) -> str:
-    iv = {k: v for k, v in to_dict(cfg.interventions).items() if k not in ("batch_size", "enabled")}
-    sig = (storage.read_manifest(cfg.out, "signatures", lang) or {}).get("fingerprint")
-    ins = {lg: [(storage.read_manifest(cfg.out, t, lg) or {}).get("fingerprint")
-                for t in ("predictions", "queries")] for lg in targets}
-    return storage.fingerprint("interventions_v1", iv, cfg.probe.model, cfg.probe.dtype, sig,
-                               ins, sorted(cfg.relations))
+def _targets(plan: Plan) -> list[str]:
+    """Every target language L' of the run: finished predictions and queries."""
+    return [lg for lg in storage.done_langs(plan.out, "predictions")
+            if (not plan.langs or lg in plan.langs) and storage.is_done(plan.out, "queries", lg)]
 
 
-def correct_facts(cfg: RunConfig, langs: list[str]) -> pa.Table:
+def _key(plan: Plan, lang: str) -> dict:
+    """The targets' inputs: L's results depend on every L' predictions and queries."""
+    return {lg: [(storage.read_manifest(plan.out, t, lg) or {}).get("fingerprint")
+                 for t in ("predictions", "queries")] for lg in _targets(plan)}
+
+
+def _build(work: Work) -> None:
+    (lang,) = work.langs
+    targets = _targets(work.plan)
+    _run_lang(work, lang, correct_facts(work.plan, targets))
+
+
+STAGE = Stage("interventions", ("interventions",), _build, "interventions-1", settings=_settings,
+              inputs=("signatures",), key=_key, files=probe_job.model_files, sharded=True)
+
+
+def run(cfg: RunConfig | Plan) -> Path:
+    """Write `interventions` for this shard's source languages not yet done; return its folder
+    (nothing is built with ``interventions.enabled: false``)."""
+    plan = plan_of(cfg)
+    if not plan.cfg.interventions.enabled:
+        log.info("interventions: disabled (interventions.enabled: false)")
+        return storage.table_dir(plan.out, "interventions")
+    return run_stage(STAGE, plan)
+
+
+def correct_facts(plan: Plan, langs: list[str]) -> pa.Table:
     """Facts correct under full-match in ``langs``, with answer ids and the matching prompt
     (null when `queries` has no row for the matching k)."""
-    preds = storage.read_table(cfg.out, "predictions", langs,
+    preds = storage.read_table(plan.out, "predictions", langs,
                                columns=["lang", "uuid", "relation", "protocol", "k", "pred_ids",
                                         "correct_full"])
     keep = pc.and_(pc.equal(preds["protocol"], "full"), pc.fill_null(preds["correct_full"], False))
-    if cfg.relations:
-        keep = pc.and_(keep, pc.is_in(preds["relation"], pa.array(list(cfg.relations))))
-    preds = preds.filter(keep).select(["lang", "uuid", "relation", "k", "pred_ids"])
-    queries = storage.read_table(cfg.out, "queries", langs, columns=["lang", "uuid", "k", "prompt"])
+    preds = plan.keep(preds.filter(keep)).select(["lang", "uuid", "relation", "k", "pred_ids"])
+    queries = storage.read_table(plan.out, "queries", langs, columns=["lang", "uuid", "k", "prompt"])
     prompt = {(lg, u, k): p for lg, u, k, p in zip(*(queries[c].to_pylist()
                                                      for c in ("lang", "uuid", "k", "prompt")))}
     # Arrow's join does not carry list columns (pred_ids): look the prompts up instead
@@ -114,9 +105,9 @@ def correct_facts(cfg: RunConfig, langs: list[str]) -> pa.Table:
     return preds.sort_by([("relation", "ascending"), ("uuid", "ascending"), ("lang", "ascending")])
 
 
-def _signatures(cfg: RunConfig, lang: str) -> tuple[dict[str, dict[str, np.ndarray]], str]:
+def _signatures(plan: Plan, lang: str) -> tuple[dict[str, dict[str, np.ndarray]], str]:
     """relation -> uuid -> neuron ids of L's usable signatures, and their site."""
-    sig = storage.read_table(cfg.out, "signatures", [lang])
+    sig = storage.read_table(plan.out, "signatures", [lang])
     by: dict[str, dict[str, np.ndarray]] = {}
     sites = set(sig["site"].to_pylist())
     if len(sites) > 1:
@@ -125,12 +116,13 @@ def _signatures(cfg: RunConfig, lang: str) -> tuple[dict[str, dict[str, np.ndarr
     for r in sig.select(["uuid", "relation", "small_group", "neuron_ids"]).to_pylist():
         if r["neuron_ids"] and not r["small_group"]:
             by.setdefault(r["relation"], {})[r["uuid"]] = np.asarray(r["neuron_ids"], np.int64)
-    return by, (sites.pop() if sites else cfg.neurons.site)
+    return by, (sites.pop() if sites else plan.cfg.neurons.site)
 
 
-def _run_lang(cfg: RunConfig, lm: LazyModel, lang: str, fp: str, facts: pa.Table) -> Path:
-    sigs, site = _signatures(cfg, lang)
-    ckpt = storage.table_dir(cfg.out, "interventions") / f"_ckpt-{lang}-{fp}"
+def _run_lang(work: Work, lang: str, facts: pa.Table) -> Path:
+    cfg, fp = work.cfg, work.fps[lang]
+    sigs, site = _signatures(work.plan, lang)
+    ckpt = storage.table_dir(work.out, "interventions") / f"_ckpt-{lang}-{fp}"
     for stale in ckpt.parent.glob(f"_ckpt-{lang}-*"):  # left by a run with another config
         if stale != ckpt:
             shutil.rmtree(stale, ignore_errors=True)
@@ -140,12 +132,12 @@ def _run_lang(cfg: RunConfig, lm: LazyModel, lang: str, fp: str, facts: pa.Table
     for relation in sorted(set(mine["relation"].to_pylist())):
         path = ckpt / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', relation)}.parquet"
         if path.exists():
-            part = pq.read_table(path)
+            part = pq.read_table(path, page_checksum_verification=True)
             group_stats = json.loads(part.schema.metadata[b"factroots_stats"])
         else:
             rel = facts.filter(pc.equal(facts["relation"], relation))
-            part, group_stats = _group(cfg, lm, lang, site, rel, sigs.get(relation, {}))
-            _write_atomic(part, group_stats, path)
+            part, group_stats = _group(cfg, lang, site, rel, sigs.get(relation, {}))
+            write_checkpoint(part, group_stats, path)
         parts.append(tables.conform("interventions", part.replace_schema_metadata(None)))
         stats.update(group_stats)
     table = pa.concat_tables(parts) if parts else tables.spec("interventions").schema.empty_table()
@@ -156,15 +148,14 @@ def _run_lang(cfg: RunConfig, lm: LazyModel, lang: str, fp: str, facts: pa.Table
         stats.setdefault(f"rejected_{r}", 0)
     stats.setdefault("in", 0)
     conf = {"interventions": to_dict(cfg.interventions), "model": cfg.probe.model, "site": site}
-    final = storage.write_table(cfg.out, "interventions", table, lang, fp=fp, stats=dict(stats),
-                                config=conf, inputs={"signatures": lang,
-                                                     "predictions": "full/correct_full"})
+    final = work.write("interventions", table, lang, stats=dict(stats), config=conf,
+                       inputs={"signatures": lang, "predictions": "full/correct_full"})
     shutil.rmtree(ckpt, ignore_errors=True)
     log.info("interventions/%s: %d rows in %d groups", lang, table.num_rows, len(parts))
     return final
 
 
-def _group(cfg: RunConfig, lm: LazyModel, lang: str, site: str, rel: pa.Table,
+def _group(cfg: RunConfig, lang: str, site: str, rel: pa.Table,
            sigs: dict[str, np.ndarray]) -> tuple[pa.Table, Counter]:
     """One (lang, relation) group: its facts' targets, then ``build_interventions``."""
     rows = rel.to_pylist()
@@ -182,7 +173,9 @@ def _group(cfg: RunConfig, lm: LazyModel, lang: str, site: str, rel: pa.Table,
         else:
             todo.append((r["lang"], r["uuid"], r["prompt"], r["pred_ids"] or []))
     targets: dict[str, list[Target]] = {}
-    for t in make_targets(lm.get(), todo) if todo else []:
+    # the model loads on the first group with work: a language without any never loads it
+    lm = probe_job.loaded_model(cfg) if todo else None
+    for t in make_targets(lm, todo) if todo else []:
         if t is None:
             stats["rejected_mask_mismatch"] += 1
         else:
@@ -191,8 +184,7 @@ def _group(cfg: RunConfig, lm: LazyModel, lang: str, site: str, rel: pa.Table,
     if not targets:
         return tables.spec("interventions").schema.empty_table(), stats
     iv = cfg.interventions
-    table, built = build_interventions(lm.get(), lang, sigs, targets,
-                                        k=min(iv.k, cfg.neurons.top_k), mode=iv.mode,
+    table, built = build_interventions(lm, lang, sigs, targets, k=_k(cfg), mode=iv.mode,
                                        scale=iv.scale, n_controls=iv.n_controls,
                                        n_random=iv.n_random, seed=iv.seed, null=iv.controls,
                                        batch_size=iv.batch_size, site=site)

@@ -7,8 +7,10 @@ at the mask positions, averaged over the masks. Facts are grouped by (lang, rela
 group is ranked by PROBELESS (``signatures.build_signatures``); only one group's activations
 are ever in memory. Each finished group is checkpointed (``<out>/signatures/_ckpt-<lang>-<fp>/
 <relation>.parquet``, written atomically, its counters in the file's metadata), so a killed run
-resumes at the next group; a finished language is written atomically and skipped on rerun.
-Then ``overlap`` is built over every finished language.
+resumes at the next group; a finished language is written atomically and skipped on rerun
+(the runner's skip-if-done). ``overlap`` is its own stage, built once over every language's
+signatures: after all shards (``factroots overlap``; ``factroots run`` and an unsharded
+``factroots probe`` build it themselves).
 
 Counted rejects (``_stats.json``): ``rejected_no_query`` (no ``queries`` row for the matching
 k), ``rejected_mask_mismatch`` (the tokenized prompt does not hold exactly k mask tokens),
@@ -33,91 +35,81 @@ import torch
 
 from factroots import storage, tables
 from factroots.config import RunConfig, to_dict
-from factroots.errors import ConfigError, MissingTableError, ModelError, ShardError
+from factroots.errors import ModelError
+from factroots.probe import job as probe_job
 from factroots.probe.capture import capture_batch
-from factroots.probe.job import shard_langs
-from factroots.probe.models import LoadedModel, load_model
+from factroots.probe.models import LoadedModel
 from factroots.probe.overlap import build_overlap
 from factroots.probe.signatures import build_signatures
+from factroots.runner import Plan, Stage, Work, parse_shard, plan_of, run_stage, session
 
 log = logging.getLogger(__name__)
 
 REJECTS = ("no_query", "mask_mismatch", "nonfinite")
 
 
-def run(cfg: RunConfig) -> Path:
-    """Write ``signatures`` for every language not yet done, then ``overlap``; return its dir."""
-    if cfg.probe.model == "lab":
-        raise ConfigError("probe.model is 'lab' but the lab model was not resolved",
-                          "run through `factroots probe` (it resolves the lab model) or set "
-                          "probe.model to a model path")
-    out = Path(cfg.out)
-    lm = LazyModel(cfg)
-    failed: list[str] = []
-    for lang in _langs(cfg):
-        fp = _fingerprint(cfg, lang)
-        if storage.is_done(out, "signatures", lang, fp):
-            log.info("signatures/%s is done, skipped", lang)
-            continue
-        try:
-            _run_lang(cfg, lm, lang, fp)
-        except ShardError as exc:
-            log.error("signatures/%s failed: %s", lang, exc)
-            failed.append(lang)
-    write_overlap(cfg)
-    if failed:
-        raise ShardError(f"signatures failed for {failed}", lang=",".join(failed),
-                         fix="see the log; rerun to retry only those languages")
-    return storage.table_dir(out, "signatures")
+def _settings(plan: Plan) -> dict:
+    neurons = {k: v for k, v in to_dict(plan.cfg.neurons).items() if k != "batch_size"}
+    return {"neurons": neurons, "model": plan.cfg.probe.model, "dtype": plan.cfg.probe.dtype}
 
 
-class LazyModel:
-    """Loads the model on first use, so languages without correct facts never load it."""
-
-    def __init__(self, cfg: RunConfig) -> None:
-        self.cfg, self._lm = cfg, None
-
-    def get(self) -> LoadedModel:
-        """The loaded model (loading it the first time)."""
-        if self._lm is None:
-            p = self.cfg.probe
-            self._lm = load_model(p.model, p.device, p.dtype, p.trust_remote_code)
-        return self._lm
+def _build(work: Work) -> None:
+    (lang,) = work.langs
+    _run_lang(work, lang)
 
 
-def _langs(cfg: RunConfig) -> list[str]:
-    """This shard's languages with finished predictions (balanced like `factroots probe`)."""
-    have = storage.done_langs(cfg.out, "predictions")
-    if not have:
-        raise MissingTableError(f"table 'predictions' has no finished partition under {cfg.out}",
-                                "run `factroots probe` first")
-    langs = sorted(cfg.langs) if cfg.langs else have
-    missing = [lg for lg in langs if lg not in have]
-    if missing:
-        log.warning("no predictions for %s: skipped", missing)
-    sizes = {lg: int((storage.read_manifest(cfg.out, "predictions", lg) or {}).get("rows") or 0)
-             for lg in langs if lg in have}
-    return shard_langs(sizes, cfg.probe.shard)
+STAGE = Stage("neurons", ("signatures",), _build, "signatures-1", settings=_settings,
+              inputs=("predictions", "queries"), files=probe_job.model_files, sharded=True)
 
 
-def _fingerprint(cfg: RunConfig, lang: str) -> str:
-    neurons = {k: v for k, v in to_dict(cfg.neurons).items() if k != "batch_size"}
-    ins = [(storage.read_manifest(cfg.out, t, lang) or {}).get("fingerprint")
-           for t in ("predictions", "queries")]
-    return storage.fingerprint("signatures", neurons, cfg.probe.model, cfg.probe.dtype,
-                               sorted(cfg.relations), ins)
+def _overlap_langs(plan: Plan) -> list[str]:
+    done = storage.done_langs(plan.out, "signatures")
+    return [lg for lg in done if not plan.langs or lg in plan.langs]
 
 
-def _inputs(cfg: RunConfig, lang: str) -> tuple[pa.Table, Counter]:
+def _build_overlap(work: Work) -> None:
+    langs = sorted(work.langs)
+    sig = storage.read_table(work.out, "signatures", langs)
+    k = work.cfg.neurons.overlap_k
+    ov = build_overlap(sig, k, langs)
+    for lg in langs:
+        part = ov.filter(pc.equal(ov["lang"], lg))
+        work.write("overlap", part, lg, config={"overlap_k": k, "langs": langs},
+                   stats={"pairs": part.num_rows})
+
+
+OVERLAP = Stage("overlap", ("overlap",), _build_overlap, "overlap-1",
+                settings=lambda plan: plan.cfg.neurons.overlap_k, optional=("signatures",),
+                langs=_overlap_langs, per_lang=False, cross_lang=True)
+
+
+def run(cfg: RunConfig | Plan) -> Path:
+    """Write ``signatures`` for this shard's languages not yet done; then, when the run has one
+    shard, ``overlap``; return the signatures' dir."""
+    plan = plan_of(cfg)
+    with session(plan.out):  # one report: a failed language does not stop the overlap
+        path = run_stage(STAGE, plan)
+        if parse_shard(plan.cfg.probe.shard)[1] == 1:
+            run_overlap(plan)
+    return path
+
+
+def run_signatures(cfg: RunConfig | Plan) -> Path:
+    """Write ``signatures`` for this shard's languages not yet done; return its dir."""
+    return run_stage(STAGE, cfg)
+
+
+def run_overlap(cfg: RunConfig | Plan) -> Path:
+    """Build ``overlap`` over every language with finished signatures (after all shards)."""
+    return run_stage(OVERLAP, cfg)
+
+
+def _inputs(plan: Plan, lang: str) -> tuple[pa.Table, Counter]:
     """Correct facts of a language with their matching prompt, sorted by (relation, uuid)."""
-    preds = storage.read_table(cfg.out, "predictions", [lang])
+    preds = plan.keep(storage.read_table(plan.out, "predictions", [lang]))
     keep = pc.and_(pc.equal(preds["protocol"], "full"), pc.fill_null(preds["correct_full"], False))
-    if cfg.relations:
-        keep = pc.and_(keep, pc.is_in(preds["relation"], pa.array(list(cfg.relations))))
     preds = preds.filter(keep).select(["uuid", "relation", "k"])
-    if not storage.is_done(cfg.out, "queries", lang):
-        raise ShardError(f"no finished queries for {lang}", lang=lang, fix="run `factroots probe`")
-    queries = storage.read_table(cfg.out, "queries", [lang], columns=["uuid", "k", "prompt"])
+    queries = storage.read_table(plan.out, "queries", [lang], columns=["uuid", "k", "prompt"])
     facts = preds.join(queries, keys=["uuid", "k"], join_type="left outer")
     stats = Counter({"in": facts.num_rows})
     no_query = pc.is_null(facts["prompt"])
@@ -127,9 +119,10 @@ def _inputs(cfg: RunConfig, lang: str) -> tuple[pa.Table, Counter]:
     return facts, stats
 
 
-def _run_lang(cfg: RunConfig, lm: LazyModel, lang: str, fp: str) -> Path:
-    facts, stats = _inputs(cfg, lang)
-    ckpt = storage.table_dir(cfg.out, "signatures") / f"_ckpt-{lang}-{fp}"
+def _run_lang(work: Work, lang: str) -> Path:
+    cfg, fp = work.cfg, work.fps[lang]
+    facts, stats = _inputs(work.plan, lang)
+    ckpt = storage.table_dir(work.out, "signatures") / f"_ckpt-{lang}-{fp}"
     for stale in ckpt.parent.glob(f"_ckpt-{lang}-*"):  # left by a run with another config
         if stale != ckpt:
             shutil.rmtree(stale, ignore_errors=True)
@@ -138,12 +131,13 @@ def _run_lang(cfg: RunConfig, lm: LazyModel, lang: str, fp: str) -> Path:
     for relation in sorted(set(facts["relation"].to_pylist())):
         path = ckpt / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', relation)}.parquet"
         if path.exists():
-            part = pq.read_table(path)
+            part = pq.read_table(path, page_checksum_verification=True)
             group_stats = json.loads(part.schema.metadata[b"factroots_stats"])
         else:
             group = facts.filter(pc.equal(facts["relation"], relation))
-            part, group_stats = _group(cfg, lm.get(), lang, relation, group)
-            _write_atomic(part, group_stats, path)
+            # the model loads on the first group: languages without correct facts never load it
+            part, group_stats = _group(cfg, probe_job.loaded_model(cfg), lang, relation, group)
+            write_checkpoint(part, group_stats, path)
         parts.append(tables.conform("signatures", part.replace_schema_metadata(None)))
         stats.update(group_stats)
     table = pa.concat_tables(parts) if parts else tables.spec("signatures").schema.empty_table()
@@ -151,18 +145,18 @@ def _run_lang(cfg: RunConfig, lm: LazyModel, lang: str, fp: str) -> Path:
     stats["small_group_facts"] = int(pc.sum(table["small_group"]).as_py() or 0)
     for r in REJECTS:
         stats.setdefault(f"rejected_{r}", 0)
-    final = storage.write_table(cfg.out, "signatures", table, lang, fp=fp, stats=dict(stats),
-                                config=_manifest_config(cfg),
-                                inputs={"predictions": "full/correct_full", "queries": "k"})
+    final = work.write("signatures", table, lang, stats=dict(stats), config=_manifest_config(cfg),
+                       inputs={"predictions": "full/correct_full", "queries": "k"})
     shutil.rmtree(ckpt, ignore_errors=True)
     log.info("signatures/%s: %d facts in %d groups", lang, table.num_rows, len(parts))
     return final
 
 
-def _write_atomic(part: pa.Table, group_stats: Counter, path: Path) -> None:
+def write_checkpoint(part: pa.Table, group_stats: Counter, path: Path) -> None:
+    """Write one finished group's rows atomically, its counters in the file's metadata."""
     meta = {b"factroots_stats": json.dumps(dict(group_stats)).encode()}
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    pq.write_table(part.replace_schema_metadata(meta), tmp)
+    pq.write_table(part.replace_schema_metadata(meta), tmp, write_page_checksum=True)
     os.replace(tmp, path)
 
 
@@ -229,24 +223,3 @@ def capture_acts(lm: LoadedModel, sites: list[str], seqs: list[list[int]], batch
         out[idx] = acts.numpy()
         i += len(idx)
     return out
-
-
-def write_overlap(cfg: RunConfig) -> list[Path]:
-    """Build ``overlap`` over every finished language of ``signatures`` (skipped when current)."""
-    langs = storage.done_langs(cfg.out, "signatures")
-    if not langs:
-        return []
-    sig_fps = [(storage.read_manifest(cfg.out, "signatures", lg) or {}).get("fingerprint")
-               for lg in langs]
-    fp = storage.fingerprint("overlap", cfg.neurons.overlap_k, langs, sig_fps)
-    if all(storage.is_done(cfg.out, "overlap", lg, fp) for lg in langs):
-        return [storage.partition_dir(cfg.out, "overlap", lg) for lg in langs]
-    sig = storage.read_table(cfg.out, "signatures", langs)
-    ov = build_overlap(sig, cfg.neurons.overlap_k, langs)
-    paths = []
-    for lg in langs:
-        part = ov.filter(pc.equal(ov["lang"], lg))
-        paths.append(storage.write_table(cfg.out, "overlap", part, lg, fp=fp,
-                                         config={"overlap_k": cfg.neurons.overlap_k, "langs": langs},
-                                         stats={"pairs": part.num_rows}))
-    return paths

@@ -289,18 +289,33 @@ def lab_blocks(res: R.Results, figs: dict | None = None) -> list[Block]:
                                  "Lab check, pooled, with 95 % Wilson intervals")
 
 
+def failed_blocks(res: R.Results) -> list[Block]:
+    """What failed in the run, first: those partitions are left out of every figure below."""
+    if not res.failed:
+        return []
+    rows = pd.DataFrame([{k: f.get(k) for k in ("stage", "table", "lang", "error")}
+                         for f in res.failed])
+    return [("h2", "Failed in this run"),
+            ("note", f"{len(rows)} partition(s) failed: the run exited non-zero and these "
+                     "(table, language) pairs are missing below, not replaced by older results "
+                     "(run_report.json). Fix the input named in each error and rerun: finished "
+                     "partitions are skipped."),
+            ("table", rows)]
+
+
 def build_report(res: R.Results, run: dict, figs: dict, folder: Path, *, formats: list[str],
                  min_facts: int, top: int, reference: tuple) -> Path:
     """Write report.md (and report.html) into ``folder``; return the Markdown path."""
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     blocks: list[Block] = [("h1", "factroots report"), ("p", f"Generated {now} from {res.out}.")]
     blocks += _run_facts(res, run)
+    blocks += failed_blocks(res)
     if res.notes:
         blocks += [("h2", "Missing inputs")] + [("note", n) for n in res.notes]
     blocks += p1_blocks(res, figs, min_facts, reference) + presence_blocks(res, figs, min_facts)
     blocks += overlap_blocks(res, figs, top) + corpus_blocks(res, figs) + label_blocks(res, figs)
     blocks += lab_blocks(res, figs)
-    blocks += causal_blocks(res.out, res.langs, folder)  # #16: the causal test (report/causal.py)
+    blocks += causal_blocks(res.out, res.langs, folder)  # the causal test (report/causal.py)
     md = folder / "report.md"
     md.write_text(to_markdown(blocks, folder), encoding="utf-8")
     if "html" in formats:

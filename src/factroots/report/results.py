@@ -6,6 +6,7 @@ each ``*_table`` function returns a pandas DataFrame, one row per language, or a
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from math import lgamma
 from pathlib import Path
@@ -47,6 +48,7 @@ class Results:
     manifests: dict[str, dict[str, dict]] = field(default_factory=dict)
     corpus: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list[str] = field(default_factory=list)
+    failed: list[dict] = field(default_factory=list)  # the run report's failed partitions
     neurons: int | None = None   # neurons of the probed model the signatures rank (layers x width)
 
     def get(self, name: str) -> pd.DataFrame | None:
@@ -78,7 +80,8 @@ def load_results(out: str | Path, langs: list[str] | None = None) -> Results:
     langs = sorted(langs or have)
     res = Results(out, langs)
     for name, cols in COLUMNS.items():
-        done = [lg for lg in storage.done_langs(out, name) if lg in langs]
+        pooled = {"all"} if name == "lab_check" else set()  # the lab check's pooled rows
+        done = [lg for lg in storage.done_langs(out, name) if lg in langs or lg in pooled]
         res.manifests[name] = {lg: storage.read_manifest(out, name, lg) or {} for lg in done}
         if not done:
             res.tables[name] = None
@@ -95,7 +98,18 @@ def load_results(out: str | Path, langs: list[str] | None = None) -> Results:
                 res.notes.append(f"label: {note}")
     res.corpus = _corpus(out, langs)
     res.neurons = neuron_count(out, langs)
+    res.failed = run_failures(out)
     return res
+
+
+def run_failures(out: Path) -> list[dict]:
+    """The (stage, table, lang, error) that failed in the last run on ``out``
+    (``<out>/run_report.json``, written by the runner); none when there is no report."""
+    try:
+        report = json.loads((out / "run_report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [f for f in report.get("failed") or [] if isinstance(f, dict)]
 
 
 def neuron_count(out: Path, langs: list[str]) -> int | None:

@@ -88,7 +88,7 @@ class WikiDumpReader(DataSourceReader):
         self.parser = options.get("parser", "fast")
         self.timeout_s = float(options.get("page_timeout_s", "10"))
         self.tracing = json.loads(options.get("tracing") or "{}")
-        # [#14] trace.text_templates (None: the default list)
+        # trace.text_templates (None: the default list)
         self.templates = json.loads(options.get("text_templates") or "null")
 
     def partitions(self) -> list[InputPartition]:
@@ -181,7 +181,7 @@ def receipt_batch(lang: str, part: int, counts: dict, tracer: PartitionTracer | 
 
 
 def _templates(templates: list | None) -> dict:
-    """[#14] the ``templates`` argument of the cleaner, when the config sets one."""
+    """The ``templates`` argument of the cleaner, when the config sets one."""
     return {} if templates is None else {"templates": tuple(templates)}
 
 
@@ -209,7 +209,7 @@ def plan_dumps(dumps: Mapping[str, list[str]], cfg: Any) -> list[dict]:
     plan: list[dict] = []
     for lang in sorted(dumps):
         for uri in dumps[lang]:
-            if not getattr(tc, "allow_lang_mismatch", False):  # [#14] siteinfo vs language
+            if not getattr(tc, "allow_lang_mismatch", False):  # siteinfo vs language
                 dumpio.check_language(resolve(cfg, uri), lang)
             parts = dumpio.plan_dump(resolve(cfg, uri), lang, parts=parts_per_file)
             if not parts:
@@ -229,7 +229,7 @@ def _load(spark: SparkSession, plan: list[dict], cfg: Any, sink: Mapping[str, st
             .option("parser", str(getattr(tc, "parser", "fast")))
             .option("page_timeout_s", str(float(getattr(tc, "page_timeout_s", 10.0))))
             .option("tracing", json.dumps(dict(tracing)) if tracing else "")
-            .option("text_templates", json.dumps(getattr(tc, "text_templates", None)))  # [#14]
+            .option("text_templates", json.dumps(getattr(tc, "text_templates", None)))
             .load())
 
 
@@ -263,7 +263,7 @@ def write_dumps(spark: SparkSession, dumps: Mapping[str, list[str]], cfg: Any,
     Checks every file on the driver first, as ``read_dumps`` does.
     """
     plan = plan_dumps(dumps, cfg)
-    # [#14] every language has counters, zeros for a dump without pages (an empty file)
+    # every language has counters, zeros for a dump without pages (an empty file)
     totals: dict[str, dict] = {lg: pagetext.new_counts() for lg in dumps}
     traced: dict[str, dict[str, int]] = {}
     cpu: dict[str, dict[str, float]] = {}

@@ -1,26 +1,30 @@
 """The trace stage: Wikipedia dumps -> `pages`, `sentences`, [`mentions`], `cooccurrence`.
 
-``run(spark, cfg)`` reads ``facts`` from ``cfg.out``, finds each language's dumps
-(``trace.dumps``, else ``trace.dump_dir``), and builds the tables for every language that is
-not done yet, all languages in one Spark job. One pass over the dumps does it all
-(``dump_source.write_dumps`` with ``cooccurrence.plan_tracing``): each task decompresses its
+``run(spark, plan)`` runs the trace stage (``STAGE``) on the runner: it reads ``facts``, finds
+each language's dumps (``trace.dumps``, else ``trace.dump_dir``), and builds the tables each
+pending language still needs, all languages in one Spark job. One pass over the dumps does it
+all (``dump_source.write_dumps`` with ``cooccurrence.plan_tracing``): each task decompresses its
 byte range, writes its ``pages`` and ``sentences`` Parquet files, finds the names in the
 sentences as it makes them and pairs them page by page (``text.cooccur.PartitionTracer``),
 writing ``mentions`` too only with ``trace.write_mentions``; the JVM receives its counters
 and per-fact partial counts, merged by one aggregation, and the driver writes
 ``cooccurrence`` (one row per fact). Each table is written into a staging folder and each
-language is then moved into place on its own (``storage.commit_partition``): re-running one
-language replaces only that language. A language is skipped when its partitions are done with
-the same fingerprint (dumps, trace settings, normaliser, matcher, chunk tokenizer, facts). A
-language without a dump, or whose dump cannot be read, is reported in
-``<out>/trace_report.json`` and the log, not a crash. ``_mentions_and_cooccurrence`` is the
-DataFrame path from committed sentences, kept as the reference the fused path is tested
-against. ``main(cfg)`` builds a local session from ``cfg.trace``, runs, and stops it.
+language is then committed on its own (``Work.commit``: pages read back with their checksums,
+rows counted): re-running one language replaces only that language.
+
+The runner resumes per table: a language whose ``pages`` and ``sentences`` are done with the
+same fingerprint (dumps by content, trace settings, normaliser, matcher, chunk tokenizer,
+facts) is not read again; its mentions and co-occurrence are built from the committed
+sentences by the DataFrame path (``_mentions_and_cooccurrence``, also the reference the fused
+pass is tested against, row by row). A language without a dump, or whose dump cannot be read,
+fails alone: named in ``<out>/run_report.json``, the others finish, the run exits non-zero.
+``main(plan)`` builds a local session from ``cfg.trace``, runs, and stops it.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
+import functools
 import logging
 import os
 import shutil
@@ -36,8 +40,10 @@ from pyspark.sql import functions as F
 from factroots import storage, tables
 from factroots.config import RunConfig, to_dict
 from factroots.errors import ShardError
+from factroots.runner import Plan, Stage, Work, plan_of, run_stage
 from factroots.text.chunking import tokenizer_key
 from factroots.text.match import MATCHER
+from factroots.text.multistream import index_path_for
 from factroots.text.normalize import NORMALIZER
 from factroots.trace import chunks as chunks_mod
 from factroots.trace import dump_source
@@ -75,26 +81,38 @@ def find_dumps(cfg: RunConfig, langs: list[str]) -> dict[str, list[str]]:
     return out
 
 
-def _dump_ids(cfg: RunConfig, paths: list[str]) -> list:
-    ids = []
-    for p in paths:
-        q = Path(dump_source.resolve(cfg, p))
-        ids.append([q.name, q.stat().st_size if q.exists() else None])
-    return ids
+def _settings(plan: Plan) -> dict:
+    """The trace settings that change results (not where or how fast Spark runs)."""
+    settings = {k: v for k, v in to_dict(plan.cfg.trace).items()
+                if k not in _NOT_RESULTS + ("dumps", "dump_dir", "aliases")}
+    return {"version": STAGE_VERSION, "normalizer": NORMALIZER, "matcher": MATCHER, **settings}
 
 
-def fingerprints(cfg: RunConfig, dumps: dict[str, list[str]], tok_key: str) -> dict[str, str]:
-    """The fingerprint of each language's trace outputs."""
-    settings = {k: v for k, v in to_dict(cfg.trace).items() if k not in _NOT_RESULTS + ("dumps",)}
-    alias = cfg.trace.aliases
-    alias_id = [alias, Path(cfg.path(alias)).stat().st_size] if alias else None
-    out = {}
-    for lang, paths in dumps.items():
-        facts_fp = (storage.read_manifest(cfg.out, "facts", lang) or {}).get("fingerprint")
-        out[lang] = storage.fingerprint(STAGE_VERSION, NORMALIZER, MATCHER, tok_key, settings,
-                                        _dump_ids(cfg, paths), facts_fp, alias_id,
-                                        sorted(cfg.relations))
-    return out
+def _files(plan: Plan, lang: str) -> list[str]:
+    """A language's dumps (with a multistream index beside) and the alias file, by content."""
+    cfg = plan.cfg
+    files = []
+    for p in find_dumps(cfg, [lang]).get(lang, []):
+        q = dump_source.resolve(cfg, p)
+        files.append(q)
+        if "://" not in q and (idx := index_path_for(q)).is_file():
+            files.append(str(idx))
+    return files + ([str(cfg.path(cfg.trace.aliases))] if cfg.trace.aliases else [])
+
+
+_TOKENIZERS: dict[tuple, tuple[str | None, str]] = {}
+
+
+def _tokenizer(cfg: RunConfig) -> tuple[str | None, str]:
+    """The chunk tokenizer (JSON, description), resolved once per process and setting."""
+    key = (cfg.trace.chunk_tokenizer, cfg.probe.model, cfg.base_dir)
+    if key not in _TOKENIZERS:
+        _TOKENIZERS[key] = resolve_tokenizer(cfg)
+    return _TOKENIZERS[key]
+
+
+def _key(plan: Plan, lang: str) -> str:
+    return tokenizer_key(_tokenizer(plan.cfg)[0])
 
 
 def _staged_write(df: DataFrame, cfg: RunConfig, table: str) -> Path:
@@ -107,25 +125,18 @@ def _staged_write(df: DataFrame, cfg: RunConfig, table: str) -> Path:
     return staged / "data"
 
 
-def _commit(cfg: RunConfig, table: str, staged: Path, langs: list[str], stats: dict,
-            fps: dict, extra: dict) -> dict[str, int]:
-    """Move each language of a staged write into place with its stats; rows per language."""
-    spark_rows = {}
+def _commit(work: Work, table: str, staged: Path, langs: list[str], stats: dict,
+            extra: dict) -> None:
+    """Commit each language of a staged write with its stats (files verified, rows counted)."""
     log.info("trace: %s written for %s", table, ", ".join(langs))
     for lang in langs:
         part = staged / f"lang={lang}"
         part.mkdir(parents=True, exist_ok=True)
-        files = sorted(part.glob("*.parquet"))
-        rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
         for f in part.glob(".*.crc"):
             f.unlink()
-        storage.commit_partition(cfg.out, table, lang, part, rows=rows, config=to_dict(cfg),
-                                 stats=stats.get(lang, {}), fp=fps[lang],
-                                 inputs={**extra.get(lang, {}), "normalizer": NORMALIZER,
-                                         "matcher": MATCHER})
-        spark_rows[lang] = rows
+        work.commit(table, lang, part, stats=stats.get(lang, {}),
+                    inputs={**extra.get(lang, {}), "normalizer": NORMALIZER, "matcher": MATCHER})
     shutil.rmtree(staged.parent, ignore_errors=True)
-    return spark_rows
 
 
 def _read_back(spark: SparkSession, cfg: RunConfig, table: str, langs: list[str]) -> DataFrame:
@@ -157,81 +168,90 @@ def _via_parquet(spark: SparkSession, cfg: RunConfig, t: pa.Table, name: str) ->
     return spark.read.parquet(str(d / f"{name}.parquet"))
 
 
-def _facts(cfg: RunConfig) -> pa.Table:
-    facts = storage.read_table(cfg.out, "facts", cfg.langs or None)
-    if cfg.relations:
-        facts = facts.filter(pc.is_in(facts["relation"], pa.array(cfg.relations)))
-    return facts
-
-
-def run(spark: SparkSession, cfg: RunConfig) -> Path:
-    """Build pages, sentences, mentions and cooccurrence for every pending language."""
-    facts = _facts(cfg)
-    langs = sorted(pc.unique(facts["lang"]).to_pylist())
-    report: dict[str, dict] = {lang: {"status": "no_dump"} for lang in langs}
-    dumps = find_dumps(cfg, langs)
-    for lang in langs:
-        if lang not in dumps:
-            log.warning("trace: no dump for language %s: its facts are not traced "
-                        "(set trace.dumps.%s or trace.dump_dir)", lang, lang)
-    dumps = _checked(cfg, dumps, report)
-    tok_json, tok_desc = resolve_tokenizer(cfg)
-    fps = fingerprints(cfg, dumps, tokenizer_key(tok_json))
-    todo = [lg for lg in dumps
-            if not all(storage.is_done(cfg.out, t, lg, fps[lg]) for t in _tables(cfg))]
-    for lang in dumps:
-        report[lang] = {"status": "done" if lang in todo else "skipped", "dumps": dumps[lang],
-                        "fingerprint": fps[lang]}
-    if todo:
-        _run_langs(spark, cfg, facts, {lg: dumps[lg] for lg in todo}, fps, tok_json, tok_desc,
-                   report)
-    _write_report(cfg, report)
-    return storage.table_dir(cfg.out, "cooccurrence")
-
-
-def _checked(cfg: RunConfig, dumps: dict[str, list[str]], report: dict) -> dict[str, list[str]]:
-    """Drop languages whose dumps are missing or not dumps (reported, not raised)."""
+def _checked(work: Work, dumps: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The languages whose dumps can be read; the others fail (named in the run report)."""
     ok = {}
-    for lang, paths in dumps.items():
+    for lang in work.langs:
+        if lang not in dumps:
+            work.fail(lang, f"no dump for language {lang} (set trace.dumps.{lang} or "
+                            "trace.dump_dir, or drop it from langs)")
+            continue
+        if "pages" not in work.todo[lang]:  # resumes after its pages: no need to read the dump
+            ok[lang] = dumps[lang]
+            continue
         try:
-            dump_source.plan_dumps({lang: paths}, cfg)
-            ok[lang] = paths
-        except ShardError as exc:
-            log.error("trace: language %s fails: %s", lang, exc)
-            report[lang] = {"status": "failed", "error": str(exc), "dumps": paths}
+            dump_source.plan_dumps({lang: dumps[lang]}, work.cfg)
+            ok[lang] = dumps[lang]
+        except (ShardError, ValueError, OSError, EOFError) as exc:  # this dump only
+            work.fail(lang, f"{exc}".splitlines()[0] if isinstance(exc, ShardError)
+                      else f"dump of {lang} unreadable: {type(exc).__name__}: {exc}".splitlines()[0])
     return ok
 
 
-def _write_report(cfg: RunConfig, report: dict) -> None:
-    path = Path(cfg.out) / "trace_report.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=1, sort_keys=True), encoding="utf-8")
-
-
-def _run_langs(spark: SparkSession, cfg: RunConfig, facts: pa.Table, dumps: dict, fps: dict,
-               tok_json: str | None, tok_desc: str, report: dict) -> None:
-    langs = sorted(dumps)
-    facts = facts.filter(pc.is_in(facts["lang"], pa.array(langs)))
+def _build(spark: SparkSession, work: Work) -> None:
+    """Build every table ``work.todo`` lists, for every language at once."""
+    cfg = work.cfg
+    facts = work.plan.keep(storage.read_table(work.out, "facts", work.langs))
+    dumps = _checked(work, find_dumps(cfg, work.langs))
+    if not dumps:
+        return
+    _page_checksums(spark)
+    facts = facts.filter(pc.is_in(facts["lang"], pa.array(sorted(dumps))))
+    tok_json, tok_desc = _tokenizer(cfg)
     extra = {lg: {"dumps": dumps[lg], "chunk_tokenizer": tok_desc,
-                  "window": cfg.trace.window, "min_count": cfg.trace.min_count} for lg in langs}
+                  "window": cfg.trace.window, "min_count": cfg.trace.min_count} for lg in dumps}
+    read = sorted(lg for lg in dumps if work.wants("pages", lg))
+    resume = sorted(lg for lg in dumps if lg not in read and work.wants("cooccurrence", lg))
+    if read:
+        _fused(spark, work, facts.filter(pc.is_in(facts["lang"], pa.array(read))),
+               {lg: dumps[lg] for lg in read}, tok_json, extra)
+    if resume:  # pages and sentences committed by an earlier run: start from its sentences
+        _mentions_and_cooccurrence(spark, work, facts.filter(pc.is_in(facts["lang"],
+                                                                      pa.array(resume))),
+                                   resume, tok_json, extra)
+
+
+def _page_checksums(spark: SparkSession) -> None:
+    """Parquet page checksums: Spark writes them and checks them on every read."""
+    conf = spark.sparkContext._jsc.hadoopConfiguration()  # noqa: SLF001 - no public API
+    conf.set("parquet.page.write-checksum.enabled", "true")
+    conf.set("parquet.page.verify-checksum.enabled", "true")
+
+
+STAGE = Stage("trace", TABLES, lambda work: None, STAGE_VERSION, settings=_settings,
+              inputs=("facts",), files=_files, key=_key, per_lang=False)
+
+
+def run(spark: SparkSession, cfg: RunConfig | Plan) -> Path:
+    """Build pages, sentences, [mentions] and cooccurrence for every pending language."""
+    plan = plan_of(cfg)
+    shutil.rmtree(storage.table_dir(plan.out, "_trace_tmp"), ignore_errors=True)  # a dead run's
+    stage = dataclasses.replace(STAGE, outputs=_tables(plan.cfg),
+                                build=functools.partial(_build, spark))
+    return run_stage(stage, plan)
+
+
+def _fused(spark: SparkSession, work: Work, facts: pa.Table, dumps: dict, tok_json: str | None,
+           extra: dict) -> None:
+    """The one pass over the dumps of ``dumps``' languages: every table from the tasks."""
+    cfg, langs = work.cfg, sorted(dumps)
     # The tasks write pages and sentences themselves (no page or sentence goes through the
     # JVM) and trace them as they go (no mention either); Spark only schedules the byte
     # ranges and merges their per-fact partial counts.
     names, name_stats, facts_flags = _names_and_flags(cfg, facts)
     staged = {t: storage.staging_dir(cfg.out, t) / "data" for t in _tables(cfg)
               if t != "cooccurrence"}
-    work = storage.staging_dir(cfg.out, "cooccurrence")
+    scratch = storage.staging_dir(cfg.out, "cooccurrence")
     try:
-        tracing = plan_tracing(work / "names", names, facts_flags, cfg.trace, tok_json,
+        tracing = plan_tracing(scratch / "names", names, facts_flags, cfg.trace, tok_json,
                                staged.get("mentions"))
         stats = dump_source.write_dumps(spark, dumps, cfg, staged["pages"], staged["sentences"],
                                         tracing)
         for table in ("pages", "sentences"):
-            _commit(cfg, table, staged[table], langs, stats[table], fps, extra)
-        _commit_traced(cfg, facts_flags, langs, stats, name_stats, staged.get("mentions"), fps,
-                       extra, report)
+            _commit(work, table, staged[table], langs, stats[table], extra)
+        _commit_traced(work, facts_flags, langs, stats, name_stats, staged.get("mentions"), extra)
     finally:
-        for d in (*staged.values(), work / "names"):
+        for d in (*staged.values(), scratch / "names"):
             shutil.rmtree(d.parent, ignore_errors=True)
 
 
@@ -251,16 +271,16 @@ _STRICTNESS = {f"mentions_{s}" for s in ("word", "prefix", "substring")}
 _TRACE_EXTRA = ("mentions", "pages_with_pairs", "sentences_chunked")
 
 
-def _commit_traced(cfg: RunConfig, facts_flags: pa.Table, langs: list[str], stats: dict,
-                   name_stats: dict, mentions_staged: Path | None, fps: dict, extra: dict,
-                   report: dict) -> None:
+def _commit_traced(work: Work, facts_flags: pa.Table, langs: list[str], stats: dict,
+                   name_stats: dict, mentions_staged: Path | None, extra: dict) -> None:
     """Commit ``mentions`` (when written) and ``cooccurrence`` from the fused pass's results."""
+    cfg = work.cfg
     traced = {lg: stats["trace"].get(lg, {}) for lg in langs}
     mstats = {lg: {f"names_{k}": v for k, v in name_stats.get(lg, {}).items()} for lg in langs}
     for lg in langs:
         mstats[lg].update({k: v for k, v in traced[lg].items() if k in _STRICTNESS})
     if mentions_staged is not None:
-        _commit(cfg, "mentions", mentions_staged, langs, mstats, fps, extra)
+        _commit(work, "mentions", mentions_staged, langs, mstats, extra)
     cooc = finish_cooccurrence(facts_flags, stats["partials"], cfg.trace)
     for lg in langs:
         t = cooc.filter(pc.equal(cooc["lang"], lg))
@@ -272,55 +292,71 @@ def _commit_traced(cfg: RunConfig, facts_flags: pa.Table, langs: list[str], stat
               "sentences": stats["sentences"].get(lg, {}).get("sentences", 0),
               "names": mstats[lg].get("names_out", 0),
               **{k: traced[lg].get(k, 0) for k in _TRACE_EXTRA},
-              **{k: v for k, v in mstats[lg].items() if k in _STRICTNESS}}
-        storage.write_table(cfg.out, "cooccurrence", t, lg, config=to_dict(cfg), stats=st,
-                            fp=fps[lg], inputs={**extra[lg], "normalizer": NORMALIZER,
-                                                "matcher": MATCHER})
-        report[lg].update(present=present, facts=t.num_rows,
-                          task_cpu_s={k: round(v, 3) for k, v in stats["cpu"].get(lg, {}).items()})
+              **{k: v for k, v in mstats[lg].items() if k in _STRICTNESS},
+              # the tasks' CPU seconds per step (for benchmarks; not part of the results)
+              "task_cpu_s": {k: round(v, 3) for k, v in stats["cpu"].get(lg, {}).items()}}
+        work.write("cooccurrence", t, lg, stats=st,
+                   inputs={**extra[lg], "normalizer": NORMALIZER, "matcher": MATCHER})
 
 
-def _mentions_and_cooccurrence(spark: SparkSession, cfg: RunConfig, facts: pa.Table,
-                               langs: list[str], fps: dict, tok_json: str | None, extra: dict,
-                               report: dict) -> None:
+def _mentions_and_cooccurrence(spark: SparkSession, work: Work, facts: pa.Table,
+                               langs: list[str], tok_json: str | None, extra: dict) -> None:
     """The DataFrame path from committed ``sentences`` (mentions through the JVM to Parquet,
-    chunks of every sentence, co-occurrence by a shuffle of the mentions): the reference the
-    fused path is checked against, row by row (tests/spark/test_trace_fused.py)."""
+    chunks of every sentence, co-occurrence by a shuffle of the mentions): how a language
+    resumes after its sentences, and the reference the fused pass is checked against, row by
+    row (tests/spark/test_trace_fused.py)."""
+    cfg = work.cfg
     aliases = read_aliases(cfg.path(cfg.trace.aliases)) if cfg.trace.aliases else None
     names, name_stats = build_names(facts, aliases, cfg.trace)
     sents = _read_back(spark, cfg, "sentences", langs)
     mentions = build_mentions(sents, _via_parquet(spark, cfg, names, "names"), cfg)
-    staged = _staged_write(mentions, cfg, "mentions")
-    m_back = _read_staged(spark, staged, "mentions").groupBy("lang", "strictness").count().collect()
-    mstats = {lg: {f"names_{k}": v for k, v in name_stats.get(lg, {}).items()} for lg in langs}
-    for r in m_back:
-        mstats[r["lang"]][f"mentions_{r['strictness']}"] = r["count"]
-    _commit(cfg, "mentions", staged, langs, mstats, fps, extra)
+    staged_m = _staged_write(mentions, cfg, "mentions")
+    try:
+        m_back = _read_staged(spark, staged_m, "mentions")
+        _cooccurrence_from(spark, work, facts, names, langs, sents, m_back, tok_json, extra)
+        counts = m_back.groupBy("lang", "strictness").count().collect()
+        mstats = {lg: {f"names_{k}": v for k, v in name_stats.get(lg, {}).items()}
+                  for lg in langs}
+        for r in counts:
+            mstats[r["lang"]][f"mentions_{r['strictness']}"] = r["count"]
+        m_langs = [lg for lg in langs if work.wants("mentions", lg)]
+        if m_langs:
+            _commit(work, "mentions", staged_m, m_langs, mstats, extra)
+    finally:
+        shutil.rmtree(staged_m.parent, ignore_errors=True)
+        shutil.rmtree(storage.table_dir(cfg.out, "_trace_tmp"), ignore_errors=True)
+
+
+def _cooccurrence_from(spark: SparkSession, work: Work, facts: pa.Table, names: pa.Table,
+                       langs: list[str], sents: DataFrame, mentions: DataFrame,
+                       tok_json: str | None, extra: dict) -> None:
+    """Commit ``cooccurrence`` of ``langs`` from their sentences and (staged) mentions."""
+    cfg = work.cfg
     flags = fact_flags(facts, names, cfg.trace)
     facts_df = _via_parquet(spark, cfg, facts.join(flags, ["lang", "uuid"]), "facts_flags")
     chunk_df = chunks_mod.build_chunks(sents, tok_json, cfg.trace.chunk_size)
-    cooc = build_cooccurrence(_read_back(spark, cfg, "mentions", langs), facts_df, chunk_df, cfg)
+    cooc = build_cooccurrence(mentions, facts_df, chunk_df, cfg)
     staged = _staged_write(cooc, cfg, "cooccurrence")
     agg = (_read_staged(spark, staged, "cooccurrence").groupBy("lang")
            .agg(F.count("*").alias("out"), F.sum(F.col("present").cast("long")).alias("present"))
            .collect())
     n_facts = {lg: int(pc.sum(pc.equal(facts["lang"], lg)).as_py()) for lg in langs}
+    n_names = {lg: int(pc.sum(pc.equal(names["lang"], lg)).as_py() or 0) for lg in langs}
     cstats = {lg: {"in": n_facts[lg], "out": 0, "present": 0, "window": cfg.trace.window,
-                   "min_count": cfg.trace.min_count} for lg in langs}
+                   "min_count": cfg.trace.min_count, "mentions_over_cap": 0,
+                   # why a language has few or no co-occurrences: its sentences, names
+                   "sentences": int((storage.read_manifest(work.out, "sentences", lg) or {})
+                                    .get("rows") or 0),
+                   "names": n_names[lg]} for lg in langs}
     for r in agg:
         cstats[r["lang"]].update(out=r["out"], present=int(r["present"] or 0))
     cap = cfg.trace.max_mentions_per_sentence
-    over = (_read_back(spark, cfg, "mentions", langs).groupBy("lang", "sentence_id").count()
+    over = (mentions.groupBy("lang", "sentence_id").count()
             .where(F.col("count") > cap).groupBy("lang")
             .agg(F.sum(F.col("count") - cap).alias("n")).collect())
-    for lg in langs:  # mentions left out of pairing by trace.max_mentions_per_sentence
-        cstats[lg]["mentions_over_cap"] = 0
-    for r in over:
+    for r in over:  # mentions left out of pairing by trace.max_mentions_per_sentence
         cstats[r["lang"]]["mentions_over_cap"] = int(r["n"])
-    _commit(cfg, "cooccurrence", staged, langs, cstats, fps, extra)
-    for lg in langs:
-        report[lg].update(present=cstats[lg]["present"], facts=n_facts[lg])
-    shutil.rmtree(storage.table_dir(cfg.out, "_trace_tmp"), ignore_errors=True)
+    _commit(work, "cooccurrence", staged, langs, cstats, extra)
 
 
 def session(cfg: RunConfig) -> SparkSession:
@@ -352,10 +388,11 @@ def local_java_options(jit: str, extra: str = "") -> str:
     return " ".join(o for o in (QUICK_JIT if jit == "quick" else "", extra.strip()) if o)
 
 
-def main(cfg: RunConfig) -> Path:
+def main(cfg: RunConfig | Plan) -> Path:
     """Build a session from ``cfg.trace``, run the trace stage, stop the session."""
-    spark = session(cfg)
+    plan = plan_of(cfg)
+    spark = session(plan.cfg)
     try:
-        return run(spark, cfg)
+        return run(spark, plan)
     finally:
         spark.stop()

@@ -26,7 +26,7 @@ def clean_pages(raw_df: DataFrame, cfg: Any) -> DataFrame:
     tc = getattr(cfg, "trace", cfg)
     fn = functools.partial(pagetext.sentence_batches, parser=tc.parser,
                            max_bytes=int(tc.max_page_bytes), timeout_s=float(tc.page_timeout_s),
-                           templates=tuple(tc.text_templates))  # [#14]
+                           templates=tuple(tc.text_templates))
     articles = (raw_df.where(F.col("reject").isNull() & (F.col("namespace") == 0)
                              & ~F.col("is_redirect"))
                 .select("lang", "page_id", "dump", "wikitext", "wikitext_len"))

@@ -61,7 +61,7 @@ def resolve_tokenizer(cfg: RunConfig) -> tuple[str | None, str]:
     explicit = name is not None
     if name is None:
         model = cfg.probe.model
-        if model == "lab" or not (cfg.path(model).exists() or _looks_like_hub_id(model)):
+        if not (cfg.path(model).exists() or _looks_like_hub_id(model)):
             log.warning("trace: no chunk tokenizer (probe.model=%s is not a local folder): "
                         "chunks count words and punctuation", model)
             return None, "whitespace"
