@@ -176,7 +176,8 @@ def plot_lab_check(res: R.Results, ax=None):  # type: ignore[no-untyped-def]
     c = c[(c["lang"] == "all") & c["metric"].isin(LAB_METRICS) & (c["denominator"] > 0)]
     if c.empty:
         return None
-    c = c.set_index("metric").reindex([m for m in LAB_METRICS if m in set(c.index)])
+    c = c.set_index("metric")
+    c = c.reindex([m for m in LAB_METRICS if m in set(c.index)])
     fig, ax = _axes(ax, 8, 0.35 * len(c) + 1)
     y = np.arange(len(c))[::-1]
     v = 100 * c["value"].to_numpy()
