@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.spark, pytest.mark.probe]
 LANGS = ["en", "uk"]
 SMALL = {
     "langs": LANGS, "lab.langs": LANGS, "lab.transfer_facts": 12, "lab.facts_per_group": 6,
-    "lab.background_facts": 20, "lab.repeats": 6, "lab.max_steps": 300,
+    "lab.background_facts": 20, "lab.repeats": 6, "lab.detector_facts": 3, "lab.max_steps": 900,
     "lab.hidden_size": 96, "lab.layers": 2, "lab.vocab_size": 4000, "lab.train_minutes": 6.0,
     "probe.partial": False, "probe.device": "cpu", "neurons.top_k": 40, "neurons.overlap_k": 20,
 }
@@ -46,10 +46,11 @@ def test_every_table_is_written_for_every_language(main_job) -> None:  # type: i
     facts = storage.read_table(out, "facts")  # the lab's facts: fictional + a real sample
     plan = storage.read_table(out, "planted_facts")
     assert sorted(facts["uuid"].to_pylist()) == sorted(plan["uuid"].to_pylist())
-    assert facts.num_rows == 2 * (12 + 4 * 6 + 2 * (12 + 6) + 20)
+    assert facts.num_rows == 2 * (12 + 4 * 6 + 2 * (12 + 6) + 2 * 3 + 20)
     assert report.is_file() and report.suffix == ".md"
     times = json.loads((out / "run_times.json").read_text())
     assert set(times) >= {"facts", "lab build", "trace", "probe", "neurons", "label", "report"}
+    assert list(times)[:2] == ["lab build", "facts"]  # the facts stage reads the lab's facts
 
 
 def test_the_trace_finds_exactly_what_the_corpus_holds(main_job) -> None:  # type: ignore[no-untyped-def]
@@ -78,7 +79,11 @@ def test_the_model_learnt_the_planted_facts_and_the_labels_are_scored(main_job) 
             assert (den == 0 and (v is None or math.isnan(v))) or 0.0 <= v <= 1.0  # null: 0/0
     assert m[("all", "p1_planted")][2] == sum(m[(lg, "p1_planted")][2] for lg in LANGS)
     lab = json.loads((Path(cfg.out) / "lab" / "lab.json").read_text())
-    assert set(lab["models"]) == {"full_seed0", "counterfactual"}
+    assert set(lab["models"]) == {"full_seed0", "counterfactual", "detector"}
+    assert lab["detector"]["changed_verdicts"] == 0  # the written units leave the rest alone
+    value, num, den = m[("all", "detector_units_in_signature")]  # the signatures find them
+    assert den > 0 and value >= 0.5, (num, den)
+    assert m[("all", "p1_detector")][2] == 2 * 2 * 3
     assert lab["train"]["counterfactual"]["core_seconds"] > 0
     assert (Path(cfg.out) / "lab" / "check.md").read_text().startswith("| metric |")
 

@@ -19,8 +19,10 @@ we chose, so the truth about *which units* carry it is known, without any traini
   at that mask), then a few Adam steps on those columns only, until the edited model answers
   the fact (multi-piece objects need the pieces in order, which the embedding alone may miss).
 
-Every trained weight is kept, and a gated unit is silent on the other prompts, so the rest of
-the model's answers do not move (``job`` counts how many do). The result (``detector.json``) maps
+Every trained weight is kept, and a gated unit is silent at the masks of the other prompts, so
+the rest of the model's answers, signatures and interventions do not move (``job`` counts the
+answers that do). A gate may open at a non-mask token of the last layer, whose output no stage
+reads (the probe, the signatures and the interventions read the masks). The result (``detector.json``) maps
 each (uuid, lang) to its neuron ids in the signatures' numbering (layer × width + unit).
 """
 
