@@ -341,3 +341,47 @@ def test_check_markdown_has_counts_and_intervals() -> None:
     assert "| trace_finds_planted | 100% | 100.0% (5/5; 57%–100%) |" in md
     row = check.filter(pa.compute.equal(check["metric"], "shared_precision")).to_pylist()[-1]
     assert row["lang"] == "all" and row["ci_low"] < row["value"] < row["ci_high"]
+
+
+def test_lab_check_scores_the_detector_against_the_written_units() -> None:
+    plan, cooc, status, easy, labels = _check_inputs(causal=True)
+    # d1 written into units 1-4 in both languages (shared), d2 into 5-6 (en) and 7-8 (uk)
+    det = [("en", "d1", "detector_shared", [1, 2, 3, 4], "shared", "shared"),
+           ("uk", "d1", "detector_shared", [1, 2, 3, 4], "unlabelled", "shared"),
+           ("en", "d2", "detector_independent", [5, 6], "shared", "not_shared"),
+           ("uk", "d2", "detector_independent", [7, 8], "independent", "shared")]
+    p = plan.to_pandas().iloc[:4].copy()
+    p["uuid"], p["group"] = [r[1] for r in det], [r[2] for r in det]
+    p["lang"], p["detector_neurons"] = [r[0] for r in det], [r[3] for r in det]
+    lab = labels.to_pandas().iloc[:4].copy()
+    lab["lang"], lab["uuid"] = [r[0] for r in det], [r[1] for r in det]
+    lab["label"], lab["causal"] = [r[4] for r in det], [r[5] for r in det]
+    extra = {"cooccurrence": cooc, "status": status}
+    frames = {}
+    for name, t in extra.items():
+        d = t.to_pandas().iloc[:4].copy()
+        d["lang"], d["uuid"] = [r[0] for r in det], [r[1] for r in det]
+        if name == "status":
+            d["correct"], d["present"], d["status"] = True, True, 3
+        else:
+            d["present"] = True
+        frames[name] = pa.concat_tables([t, tables.conform(name, pa.Table.from_pandas(
+            d, preserve_index=False))])
+    conv = lambda name, df: tables.conform(name, pa.Table.from_pandas(df, preserve_index=False))
+    plan2 = pa.concat_tables([plan, conv("planted_facts", p)])
+    labels2 = pa.concat_tables([labels, conv("fact_labels", lab)])
+    sig = pa.table({"lang": [r[0] for r in det], "uuid": [r[1] for r in det],
+                    "neuron_ids": [[1, 2, 9, 3], [4, 1, 2, 3], [5, 9, 6], [9, 8, 10]]})
+    check = build_lab_check(plan2, frames["cooccurrence"], frames["status"], easy, labels2,
+                            langs=CHECK_LANGS, signatures=sig, k=3)
+    m = {(r["lang"], r["metric"]): (r["numerator"], r["denominator"]) for r in check.to_pylist()}
+    # top-3 finds 1,2 of 4 (en d1), 4,1,2 of 4 (uk d1), 5,6 of 2 (en d2), 8 of 2 (uk d2)
+    assert m[("all", "detector_units_in_signature")] == (2 + 3 + 2 + 1, 12)
+    assert m[("all", "p1_detector")] == (4, 4)
+    assert m[("all", "detector_shared_precision")] == (1, 2)  # en d2 is a false shared
+    assert m[("all", "detector_shared_recall")] == (1, 2)    # uk d1 stayed unlabelled
+    assert m[("all", "detector_independent_precision")] == (1, 1)
+    assert m[("all", "detector_causal_shared_precision")] == (2, 3)  # uk d2: causal shared
+    assert m[("all", "detector_causal_not_shared_recall")] == (1, 2)
+    # the detector groups are outside the trained groups' figures
+    assert m[("all", "p1_planted")] == _metrics(causal=True)[("all", "p1_planted")]
