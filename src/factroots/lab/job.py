@@ -338,8 +338,10 @@ def _detector(cfg: RunConfig, rows: pd.DataFrame, prompts: list[tuple[str, str]]
     shared = frozenset(rows.loc[rows["group"] == lw.DETECTOR_SHARED, "uuid"])
     spec = ld.Spec(targets, shared, cfg.lab.detector_units, seed=cfg.lab.seed)
     reference = [pg for pg, d in zip(prompts, det) if not d]
-    dest = lab_dir(cfg) / "models" / storage.fingerprint(LAB_VERSION, full.name, repr(spec),
-                                                         reference)
+    # the spec by value, shared uuids sorted (a frozenset's repr follows the hash seed)
+    key = [[dataclasses.astuple(t) for t in targets], sorted(shared), spec.units_per_fact,
+           spec.steps, spec.seed]
+    dest = lab_dir(cfg) / "models" / storage.fingerprint(LAB_VERSION, full.name, key, reference)
     if (dest / "config.json").is_file() and (dest / "detector.json").is_file():
         say(f"lab: detector: cached model {dest}")
         return dest, json.loads((dest / "detector.json").read_text(encoding="utf-8"))
