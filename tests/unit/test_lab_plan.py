@@ -385,3 +385,14 @@ def test_lab_check_scores_the_detector_against_the_written_units() -> None:
     assert m[("all", "detector_causal_not_shared_recall")] == (1, 2)
     # the detector groups are outside the trained groups' figures
     assert m[("all", "p1_planted")] == _metrics(causal=True)[("all", "p1_planted")]
+
+
+def test_the_seed_replicate_adds_the_next_seeds() -> None:
+    from factroots.config import load_config
+    from factroots.lab import job as lab_job
+
+    cfg = load_config(None, {"lab.seed": 3})
+    assert lab_job.with_seeds(cfg, 3).lab.replicate_seeds == [4, 5]
+    assert lab_job.with_seeds(cfg, 1).lab.replicate_seeds == []
+    with pytest.raises(ConfigError, match="--seeds"):
+        lab_job.with_seeds(cfg, 0)
