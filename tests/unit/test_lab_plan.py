@@ -388,6 +388,7 @@ def test_lab_check_scores_the_detector_against_the_written_units() -> None:
 
 
 def test_the_seed_replicate_adds_the_next_seeds() -> None:
+    pytest.importorskip("torch")  # lab.job imports the trainer
     from factroots.config import load_config
     from factroots.lab import job as lab_job
 
