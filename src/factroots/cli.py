@@ -177,10 +177,16 @@ def lab_build(cfg: RunConfig) -> None:
 
 
 @lab.command("check")
+@click.option("--seeds", type=int, default=None,
+              help="full models in the seed replicate (e.g. 2: trains seed+1 if not cached, "
+                   "and a transfer must survive both)")
 @common
-def lab_check(cfg: RunConfig) -> None:
+def lab_check(cfg: RunConfig, seeds: int | None) -> None:
     """Compare trace and labels with the lab plan (run after `factroots run`)."""
     from factroots.lab import job
+    if seeds is not None:  # the replicate: train the other seeds (cached), rewrite the truth
+        cfg = job.with_seeds(cfg, seeds)
+        job.build(cfg)
     click.echo(job.check(pipeline.plan(cfg)))
 
 

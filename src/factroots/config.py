@@ -244,18 +244,34 @@ class ReportConfig:
 class LabConfig:
     """The controlled experiment and embedded default model."""
 
-    langs: list = opt(["en", "uk", "bg"], "languages of the lab (must have bundled dump "
-                                          "samples); uk and bg share many Cyrillic names, "
-                                          "through which a small model transfers facts")
-    seed: int = opt(0, "seed for the plan, corpus and training")
-    facts_per_group: int = opt(30, "facts per plan group")
-    repeats: int = opt(30, "how often a planted fact is written into the corpus")
+    langs: list = opt(["en", "uk", "bg"], "languages of the lab (each needs a bundled dump "
+                                          "sample and a lab alphabet: en, uk, bg)")
+    seed: int = opt(0, "seed for the world, corpus and training (the probed model's seed)")
+    replicate_seeds: list = opt([], "more seeds of the full model: a fact counts as transferred "
+                                    "only when correct under every seed (each costs a training)")
+    counterfactual: bool = opt(True, "train the counterfactual model (transfer facts removed from "
+                                     "their source language) that the transfer truth needs")
+    transfer_facts: int = opt(90, "test facts of the transfer group (spread over the source "
+                                  "languages and name forms)")
+    facts_per_group: int = opt(30, "test facts of each other group (control, shared, "
+                                    "independent_same_obj, independent_diff_obj)")
+    background_facts: int = opt(150, "real mLAMA facts (of every lab language) probed beside the "
+                                     "fictional ones, as a background")
+    detector_facts: int = opt(8, "facts of each detector group (detector_shared, "
+                                  "detector_independent): written into chosen FFN units of the "
+                                  "trained model, never trained (0: no detector check)")
+    detector_units: int = opt(4, "new FFN units per detector fact and language (last layer)")
+    repeats: int = opt(8, "sentences per planted (fact, language), cycling through the templates")
     hidden_size: int = opt(128, "hidden size of the lab MLM")
     layers: int = opt(2, "encoder layers of the lab MLM")
     vocab_size: int = opt(8000, "vocabulary size of the lab tokenizer (about)")
-    train_minutes: float = opt(6.0, "CPU training budget: a safety cap that stops training "
-                                     "early, with a warning (the model then depends on the "
-                                     "machine's speed)")
+    seq_len: int = opt(32, "tokens per training sequence (longer real sentences are cut)")
+    batch_size: int = opt(64, "sequences per training step")
+    lr: float = opt(3e-3, "peak learning rate (5e-3 diverged in the pilot)")
+    mix: list = opt([0.75, 0.1, 0.15], "share of planted, real and parallel sequences per batch")
+    train_minutes: float = opt(6.0, "CPU budget per model in core-minutes (CPU time of all "
+                                    "threads): a safety cap that stops training early, with a "
+                                    "warning (the model then depends on the machine's speed)")
     max_steps: int = opt(2000, "training steps (fixed: the same seed gives the same model)")
 
 

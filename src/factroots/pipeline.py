@@ -1,9 +1,10 @@
-"""The main job: facts -> lab build -> trace -> probe -> neurons -> overlap -> interventions ->
-label -> lab check -> report, and the plan every stage after the lab build runs on.
+"""The main job: (lab build ->) facts -> trace -> probe -> neurons -> overlap -> interventions ->
+label -> (lab check ->) report, and the plan every stage after the lab build runs on.
 
 ``plan(cfg)`` is the one place a config is resolved: with ``probe.model: lab`` (the default) it
-points the probe at the built lab model and the trace at the lab's corpus dumps, and picks the
-lab languages when ``langs`` is empty. ``run`` calls each stage in turn under one lock and one
+points the facts stage at the lab's facts (its mLAMA-format folder), the probe at the built lab
+model and the trace at the lab's corpus dumps, and picks the lab languages when ``langs`` is
+empty. The lab build runs first, then the facts stage on the lab's facts. ``run`` calls each stage in turn under one lock and one
 run report (``runner.session``), printing progress and each stage's wall time, and writes
 ``<out>/run_times.json``. Every stage skips the (table, language) partitions it finished before,
 so a rerun after an interruption picks up where it stopped. A language that fails in a stage
@@ -30,8 +31,9 @@ def uses_lab(cfg: RunConfig) -> bool:
 
 
 def _resolve_lab(cfg: RunConfig) -> RunConfig:
-    """Point the probe at the lab model and the trace at its dumps (lab languages without
-    configured ``trace.dumps``); the trace's chunk tokenizer defaults to the lab model's."""
+    """Point the facts stage at the lab's facts, the probe at the lab model and the trace at its
+    dumps (lab languages without configured ``trace.dumps``); the trace's chunk tokenizer
+    defaults to the lab model's."""
     from factroots.lab import job as lab_job
 
     art = lab_job.artifacts(cfg)
@@ -41,7 +43,18 @@ def _resolve_lab(cfg: RunConfig) -> RunConfig:
     trace = dataclasses.replace(cfg.trace, dumps=dumps,
                                 chunk_tokenizer=cfg.trace.chunk_tokenizer or str(art.model_dir))
     probe = dataclasses.replace(cfg.probe, model=str(art.model_dir))
-    return dataclasses.replace(cfg, trace=trace, probe=probe)
+    return dataclasses.replace(lab_facts(cfg), trace=trace, probe=probe)
+
+
+def lab_facts(cfg: RunConfig) -> RunConfig:
+    """``cfg`` with the facts stage reading the built lab's facts folder (lab mode only)."""
+    if not uses_lab(cfg):
+        return cfg
+    from factroots.lab import job as lab_job
+
+    facts = dataclasses.replace(cfg.facts, mlama_dir=str(lab_job.artifacts(cfg).mlama_dir),
+                                candidates_dir=None)
+    return dataclasses.replace(cfg, facts=facts)
 
 
 def _langs(cfg: RunConfig) -> RunConfig:
@@ -99,9 +112,10 @@ def run(cfg: RunConfig) -> Path:
     result = out
     with runner.session(out):
         first: list[tuple[str, Callable]] = [("facts", _facts_job())]
-        if uses_lab(cfg):
+        if uses_lab(cfg):  # first: the facts stage reads the lab's facts
             from factroots.lab import job as lab_job
-            first.append(("lab build", lab_job.build))
+            first = [("lab build", lab_job.build),
+                     ("facts", lambda c: _facts_job()(lab_facts(c)))]
         todo = first + stages(cfg)
         the_plan: Plan | None = None
         for i, (name, job) in enumerate(todo, 1):

@@ -169,21 +169,34 @@ FACT_LABELS = _spec(
 # ---- lab -----------------------------------------------------------------------------------
 PLANTED_FACTS = _spec(
     "planted_facts", "lab",
-    "one row per (lang, uuid) of the lab languages' facts: the fact's plan group (all, "
-    "only_<lang>, none, background), how often it is planted in that language, whether the real "
-    "sample text already holds subject and object in one page (in_real_text) or one sentence "
-    "(in_real_sentence), whether the whole lab corpus does (in_lab_text: planted, real, or by "
-    "the names of other planted facts), its easy-fact category by the paper's rules under the lab "
-    "tokenizer, and whether its names are written identically in two lab languages",
+    "one row per (lang, uuid) of the lab's facts: how the fact was built (group: transfer, "
+    "control, shared, independent_same_obj, independent_diff_obj, bridge, anchor or background; "
+    "name_form: identical, transliterated, unrelated or real; source_lang of a transfer fact; "
+    "n_planted sentences in this language; parallel pairs), what the corpus holds (in_real_text / "
+    "in_real_sentence: subject and object in one page / sentence of the real sample; in_lab_text: "
+    "in the whole lab corpus), its easy-fact category under the lab tokenizer, whether its names "
+    "are written alike (shared_names) or share a subword piece (shared_pieces) in two lab "
+    "languages, and the lab's own evaluation: correct under the full model (seed 0; in every seed "
+    "of the replicate), under the counterfactual model, and truth_transferred (a transfer fact, "
+    "in a language other than its source, correct under the full model in every seed and wrong "
+    "under the counterfactual one); detector_neurons: the neuron ids (layer × width + unit) a "
+    "detector fact (groups detector_shared, detector_independent) was written into",
     ("lang", "uuid"),
-    ("lang", S), ("uuid", S), ("relation", S), ("group", S), ("n_planted", I32),
-    ("in_real_text", B), ("in_real_sentence", B), ("in_lab_text", B), ("easy_category", S),
-    ("shared_names", B),
+    ("lang", S), ("uuid", S), ("relation", S), ("group", S), ("name_form", S),
+    ("source_lang", S), ("n_planted", I32), ("parallel", B), ("in_real_text", B),
+    ("in_real_sentence", B), ("in_lab_text", B), ("easy_category", S), ("shared_names", B),
+    ("shared_pieces", B), ("lab_correct", B), ("lab_correct_all_seeds", B),
+    ("lab_correct_counterfactual", B), ("truth_transferred", B),
+    ("detector_neurons", pa.list_(I32)),
 )
 LAB_CHECK = _spec(
-    "lab_check", "lab", "one row per (lang, metric): labels compared with the lab plan",
+    "lab_check", "lab",
+    "one row per (lang, metric): the trace, the probe and the labels compared with the lab's "
+    "truth, value = numerator / denominator (NaN when the denominator is 0) with its 95 % "
+    "Wilson interval; lang `all` pools the lab languages",
     ("lang", "metric"),
     ("lang", S), ("metric", S), ("value", F64), ("numerator", I64), ("denominator", I64),
+    ("ci_low", F64), ("ci_high", F64),
 )
 
 TABLES: dict[str, TableSpec] = {

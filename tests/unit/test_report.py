@@ -67,7 +67,7 @@ def test_report_files(run_dir: Path) -> None:
         assert needle in text, needle
     assert "fewer than 30 facts" in text                       # every language is small here
     figs = sorted(p.name for p in (run_dir / "report" / "figures").glob("*.png"))
-    assert figs == sorted(f"{n}.png" for n in figures.FIGURES)
+    assert figs == sorted(f"{n}.png" for n in figures.FIGURES if n != "lab_check")  # no lab
     html = (run_dir / "report" / "report.html").read_text()
     assert html.count("data:image/png;base64,") == len(figs) and "<table>" in html
 
@@ -152,14 +152,23 @@ def test_report_shows_the_lab_check_when_present(tmp_path: Path) -> None:
     plain = report_job.run(load_config(None, {"out": str(tmp_path)})).read_text()
     assert "Lab check" not in plain and "`lab_check` is missing" not in plain
     check = tables.conform("lab_check", pa.table({
-        "lang": ["en", "en", "uk"], "metric": ["trace_recall_planted", "transferred_precision",
-                                              "trace_recall_planted"],
-        "value": [1.0, 0.0, 0.75], "numerator": [60, 0, 45], "denominator": [60, 0, 60]}))
+        "lang": ["en", "en", "uk", "all"],
+        "metric": ["trace_recall_planted", "transferred_precision", "trace_recall_planted",
+                   "transferred_recall"],
+        "value": [1.0, 0.0, 0.75, 0.5], "numerator": [60, 0, 45, 3],
+        "denominator": [60, 0, 60, 6], "ci_low": [0.94, None, 0.63, 0.19],
+        "ci_high": [1.0, None, 0.84, 0.81]}))  # lab 2: Wilson bounds
     write(tmp_path, "lab_check", check)
     text = report_job.run(load_config(None, {"out": str(tmp_path)})).read_text()
-    assert "## Lab check: labels against the planted truth" in text
-    assert "What its truth is:" in text and "not checked here" in text
+    assert "## Lab check: labels against the lab's truths" in text
+    assert "What its truths are." in text and "counterfactual model" in text
     assert "100.0% (60/60)" in text and "75.0% (45/60)" in text and "–" in text
+    assert "figures/lab_check.png" in text  # the pooled metrics with their intervals
+    fig = figures.plot_lab_check(results.load_results(tmp_path))
+    fig.canvas.draw()
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels == ["transferred_recall (3/6)"]  # only pooled rows with a denominator
+    figures.plt.close(fig)
 
 
 def test_chance_level_jaccard() -> None:

@@ -1,8 +1,9 @@
 """Build the lab corpus: the bundled real Wikipedia samples plus the planted facts, as dumps.
 
 For each lab language the corpus is the bundled sample's pages, unchanged, followed by one
-synthetic article per planted (fact, language) that states the fact ``repeats`` times with the
-language's mLAMA template in a few frames. It is written as a real multistream dump
+synthetic article per planted (fact, language) of the fictional world that states the fact
+``repeats`` times, cycling through the relation's templates (the mLAMA probe template and its
+paraphrases, ``lab.world``). It is written as a real multistream dump
 (``factroots.text.multistream``), so the trace reads it like any Wikipedia dump.
 
 Presence is computed here with the trace's own pieces (``text.wikitext``/``text.segment`` to
@@ -18,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
 
+from factroots.lab.world import TRANSFER, Fact, World, templates
 from factroots.text import dumps
 from factroots.text import match as tmatch
 from factroots.text.multistream import write_multistream
@@ -27,19 +28,6 @@ from factroots.text.normalize import normalize_many
 from factroots.text.pagetext import page_sentences
 
 PLANTED_PAGE_BASE = 1_000_000_000  # synthetic page ids start here (never a real sample's id)
-
-# A few frames per language around the template sentence ({s}); other languages use {s} only.
-FRAMES: dict[str, list[str]] = {
-    "en": ["{s}", "As is well known, {s}", "{s} This is well documented."],
-    "uk": ["{s}", "Як відомо, {s}", "{s} Це добре задокументовано."],
-    "bg": ["{s}", "Както е известно, {s}", "{s} Това е добре документирано."],
-    "vi": ["{s}", "Như đã biết, {s}", "{s} Điều này được ghi nhận rõ."],
-    "ru": ["{s}", "Как известно, {s}", "{s} Это хорошо задокументировано."],
-    "de": ["{s}", "Bekanntlich gilt: {s}", "{s} Das ist gut belegt."],
-    "fr": ["{s}", "Comme on le sait, {s}", "{s} C'est bien documenté."],
-    "es": ["{s}", "Como es sabido, {s}", "{s} Esto está bien documentado."],
-}
-
 
 @dataclass
 class Sample:
@@ -61,6 +49,7 @@ class Planted:
     text: str
     obj_start: int
     obj_end: int
+    template: int = 0  # index of the template among the relation's corpus templates
 
 
 def read_dump_pages(path: str | Path, lang: str) -> tuple[dict, list[dict]]:
@@ -97,23 +86,35 @@ def render(template: str, sub: str, obj: str) -> tuple[str, int, int]:
     return t[:i] + obj + t[i + 3:], i, i + len(obj)
 
 
-def planted_sentences(plan: pa.Table, facts: pa.Table, lang: str) -> list[Planted]:
-    """The planted sentences of one language, one synthetic page per planted fact, in uuid order."""
-    p = plan.filter(pa.compute.and_(pa.compute.equal(plan["lang"], lang),
-                                    pa.compute.greater(plan["n_planted"], 0)))
-    want = dict(zip(p["uuid"].to_pylist(), p["n_planted"].to_pylist()))
-    f = facts.filter(pa.compute.equal(facts["lang"], lang)).to_pandas()
-    f = f[f["uuid"].isin(want)].sort_values("uuid", kind="stable")
-    frames = FRAMES.get(lang, ["{s}"])
+def fact_sentences(fact: Fact, lang: str, tpls: list[str], repeats: int, page_id: int,
+                   stand_in: Fact | None = None) -> list[Planted]:
+    """``repeats`` sentences stating ``fact`` in ``lang``, cycling through the templates.
+
+    With ``stand_in`` (the counterfactual corpus), the stand-in's names take the fact's place in
+    the same templates, so the sentence count and shapes stay as they were.
+    """
+    f = stand_in or fact
     out = []
-    for i, (u, tpl, sub, obj) in enumerate(zip(f["uuid"], f["template"], f["sub_label"],
-                                                f["obj_label"])):
-        sent, a, b = render(tpl, sub.strip(), obj.strip())
-        for r in range(want[u]):
-            fr = frames[r % len(frames)]
-            shift = fr.index("{s}")
-            out.append(Planted(lang, u, PLANTED_PAGE_BASE + i, fr.format(s=sent),
-                               a + shift, b + shift))
+    for r in range(repeats):
+        sent, a, b = render(tpls[r % len(tpls)], f.sub[lang], f.obj[lang])
+        out.append(Planted(lang, fact.uuid, page_id, sent, a, b, r % len(tpls)))
+    return out
+
+
+def planted_sentences(world: World, lang: str, probe_templates: dict[str, str], repeats: int,
+                      counterfactual: bool = False) -> list[Planted]:
+    """The planted sentences of one language, one synthetic page per fact, in world order.
+
+    ``counterfactual``: the `transfer` facts' sentences in their source language are replaced
+    by their filler facts' sentences (the counterfactual model's corpus).
+    """
+    out: list[Planted] = []
+    for i, f in enumerate(world.facts):
+        if lang not in f.planted_in:
+            continue
+        tpls = templates(f.relation, lang, probe_templates[f.relation])
+        stand_in = f.filler if counterfactual and f.group == TRANSFER else None
+        out += fact_sentences(f, lang, tpls, repeats, PLANTED_PAGE_BASE + i, stand_in)
     return out
 
 

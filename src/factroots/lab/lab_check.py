@@ -1,17 +1,25 @@
 """Build `lab_check` from `planted_facts`, `cooccurrence`, `status`, `easy_facts`, `fact_labels`.
 
-The lab knows the truth: which (fact, language) pairs its corpus holds (planted, already in the
-real text, or by other planted facts' names; page level) and what the model answers. Per lab
-language it reports, as value = numerator / denominator (null when the denominator is 0):
+The lab knows the truth: what its corpus holds, how each fact was built, and (from its own
+evaluation of the full and the counterfactual model) which facts really crossed languages.
+Per lab language, and pooled over them (lang ``all``), each metric is value = numerator /
+denominator (NaN when the denominator is 0) with a 95 % Wilson interval:
 
-- trace: the share of planted facts the trace finds present (expected 1.0; also at sentence
-  level), the share of facts it finds beyond the plan that the corpus really holds (expected
-  1.0), and the share of real-text same-sentence co-occurrences it finds (expected 1.0);
-- model: P@1 on facts planted in this language, on facts planted only in another language (any
-  correct answer there is transfer or a guess), on the unplanted control group, and on the rest;
-- labels against the truth: precision and recall of *transferred* (truth: correct in L, absent
-  from L's corpus, not an easy fact by the plan, present and correct in another lab language)
-  and of each easy-fact category among truly absent and correct facts.
+- trace: planted facts found present (expected 1.0, also at sentence level), facts found beyond
+  the plan that the corpus really holds (expected 1.0), real same-sentence pairs found;
+- model: P@1 (the probe's verdict) on planted facts, on `transfer` facts outside their source
+  language (per name form), on the `control` group and on the background; how often the probe's
+  verdict agrees with the lab's own evaluation;
+- labels: `transferred` against the counterfactual truth (``truth_transferred``); `shared` and
+  `independent` against the construction (group `shared` vs the two `independent_*` groups,
+  among facts with a label) and against the causal verdict (``fact_labels.causal``; where it is
+  ``untested`` the denominators are 0), the causal verdict itself against the construction, and
+  the rate of `shared` on each independent group (the same-object confound);
+- detector: facts written into chosen FFN units (``lab.detector``; the same units in every
+  language for ``detector_shared``, disjoint units for ``detector_independent``): how many the
+  probe answers, how many of the written units the fact's signature (top ``k``) finds, and the
+  overlap labels and the causal verdict against the written truth;
+- easy facts: each category among absent-and-correct facts against the plan's category.
 """
 
 from __future__ import annotations
@@ -28,35 +36,57 @@ from factroots import tables
 EXPECTED_ONE = ("trace_finds_planted", "trace_finds_planted_sentence",
                 "trace_beyond_plan_in_corpus")
 CATEGORIES = ("shared_entity_tokens", "naming_cues", "others")
+FORMS = ("identical", "transliterated", "unrelated")
+CONSTRUCTED = ("shared", "independent_same_obj", "independent_diff_obj")
+DETECTOR = ("detector_shared", "detector_independent")
+POOLED = "all"
+Z = 1.959963984540054  # the normal quantile of a two-sided 95 % interval
+
+
+def wilson(num: int, den: int, z: float = Z) -> tuple[float, float]:
+    """The Wilson score interval of num/den (NaN, NaN when den is 0)."""
+    if den <= 0:
+        return math.nan, math.nan
+    p, z2 = num / den, z * z
+    mid = (p + z2 / (2 * den)) / (1 + z2 / den)
+    half = z * math.sqrt(p * (1 - p) / den + z2 / (4 * den * den)) / (1 + z2 / den)
+    lo, hi = max(0.0, mid - half), min(1.0, mid + half)
+    return (0.0 if num == 0 else lo), (1.0 if num == den else hi)  # exact at the bounds
 
 
 def _frame(plan: pa.Table, cooc: pa.Table, status: pa.Table, easy: pa.Table,
-           labels: pa.Table) -> pd.DataFrame:
+           labels: pa.Table, signatures: pa.Table | None, k: int) -> pd.DataFrame:
     """One row per (lang, uuid) of the plan with trace, probe and label columns joined."""
     p = plan.to_pandas()
     c = cooc.select(["lang", "uuid", "present", "cooc_sentence"]).to_pandas()
     s = status.select(["lang", "uuid", "correct"]).to_pandas()
     e = easy.select(["lang", "uuid", "category"]).to_pandas()
-    lab = labels.select(["lang", "uuid", "label"]).to_pandas()
-    d = p.merge(c, on=["lang", "uuid"], how="left").merge(s, on=["lang", "uuid"], how="left")
-    d = d.merge(e, on=["lang", "uuid"], how="left").merge(lab, on=["lang", "uuid"], how="left")
+    lab = labels.select(["lang", "uuid", "label", "causal"]).to_pandas()
+    on = ["lang", "uuid"]
+    d = p.merge(c, on=on, how="left").merge(s, on=on, how="left")
+    d = d.merge(e, on=on, how="left").merge(lab, on=on, how="left")
     d["traced"] = d["present"].astype("boolean").fillna(False).astype(bool)
     d["traced_sentence"] = d["cooc_sentence"].fillna(0) > 0
     d["correct"] = d["correct"].astype("boolean").fillna(False).astype(bool)
     d["planted"] = d["n_planted"] > 0
+    d["labelled"] = d["label"].notna()
+    d["causal"] = d["causal"].fillna("untested")
+    top: dict = {}
+    if signatures is not None:
+        sig = signatures.select(["lang", "uuid", "neuron_ids"]).to_pylist()
+        top = {(r["lang"], r["uuid"]): set((r["neuron_ids"] or [])[:k]) for r in sig}
+    written = d["detector_neurons"] if "detector_neurons" in d else [[]] * len(d)
+    d["n_written"] = [len(w) if w is not None else 0 for w in written]
+    d["n_found"] = [len(set(w if w is not None else []) & top.get((lg, u), set()))
+                    for w, lg, u in zip(written, d["lang"], d["uuid"])]
+    d["has_signature"] = [(lg, u) in top and bool(top[(lg, u)])
+                          for lg, u in zip(d["lang"], d["uuid"])]
     return d
 
 
-def _truth_transferred(d: pd.DataFrame) -> pd.Series:
-    """Correct in L, absent from L's corpus, not easy, present and correct in another language."""
-    src = d[d["in_lab_text"] & d["correct"]].groupby("uuid")["lang"].apply(set).to_dict()
-    has_source = [bool(src.get(u, set()) - {lg}) for lg, u in zip(d["lang"], d["uuid"])]
-    return (d["correct"] & ~d["in_lab_text"] & (d["easy_category"] == "others")
-            & pd.Series(has_source, index=d.index))
-
-
 def _metric(rows: list, lang: str, name: str, num: int, den: int) -> None:
-    rows.append((lang, name, num / den if den else math.nan, int(num), int(den)))
+    lo, hi = wilson(int(num), int(den))
+    rows.append((lang, name, num / den if den else math.nan, int(num), int(den), lo, hi))
 
 
 def _pr(rows: list, lang: str, name: str, predicted: pd.Series, truth: pd.Series) -> None:
@@ -65,57 +95,115 @@ def _pr(rows: list, lang: str, name: str, predicted: pd.Series, truth: pd.Series
     _metric(rows, lang, f"{name}_recall", tp, int(truth.sum()))
 
 
-def _lang_rows(q: pd.DataFrame, lang: str) -> list:
-    rows: list = []
+def _trace_rows(rows: list, q: pd.DataFrame, lang: str) -> None:
     beyond = q["traced"] & ~q["planted"]
-    _metric(rows, lang, "trace_finds_planted", (q["planted"] & q["traced"]).sum(), q["planted"].sum())
-    _metric(rows, lang, "trace_finds_planted_sentence", (q["planted"] & q["traced_sentence"]).sum(),
+    _metric(rows, lang, "trace_finds_planted", (q["planted"] & q["traced"]).sum(),
             q["planted"].sum())
-    _metric(rows, lang, "trace_beyond_plan_in_corpus", (beyond & q["in_lab_text"]).sum(), beyond.sum())
+    _metric(rows, lang, "trace_finds_planted_sentence",
+            (q["planted"] & q["traced_sentence"]).sum(), q["planted"].sum())
+    _metric(rows, lang, "trace_beyond_plan_in_corpus", (beyond & q["in_lab_text"]).sum(),
+            beyond.sum())
     _metric(rows, lang, "trace_beyond_plan_in_real_text", (beyond & q["in_real_text"]).sum(),
             beyond.sum())
     _metric(rows, lang, "trace_finds_real_sentence", (q["in_real_sentence"] & q["traced"]).sum(),
             q["in_real_sentence"].sum())
-    groups = {"planted": q["planted"],
-              "only_other": q["group"].str.startswith("only_") & ~q["planted"],
-              "only_other_shared_names": (q["group"].str.startswith("only_") & ~q["planted"]
-                                          & q["shared_names"]),
-              "control": q["group"] == "none", "background": q["group"] == "background"}
+
+
+def _model_rows(rows: list, q: pd.DataFrame, lang: str) -> None:
+    away = (q["group"] == "transfer") & ~q["planted"]
+    det = q["group"].isin(DETECTOR)
+    groups = {"planted": q["planted"] & ~det, "transfer": away, "detector": det, "control": q["group"] == "control",
+              "background": q["group"] == "background"}
+    groups.update({f"transfer_{f}": away & (q["name_form"] == f) for f in FORMS})
     for name, m in groups.items():
         _metric(rows, lang, f"p1_{name}", (m & q["correct"]).sum(), m.sum())
+    lab = (q["group"] != "background") & ~det
+    _metric(rows, lang, "probe_agrees_with_lab_eval",
+            (lab & (q["correct"] == q["lab_correct"])).sum(), lab.sum())
+    _metric(rows, lang, "counterfactual_transfer", (away & q["truth_transferred"]).sum(),
+            away.sum())
+
+
+def _label_rows(rows: list, q: pd.DataFrame, lang: str) -> None:
     _pr(rows, lang, "transferred", q["label"] == "transferred", q["truth_transferred"])
+    built = q["labelled"] & q["group"].isin(CONSTRUCTED)
+    b = q[built]
+    _pr(rows, lang, "shared", b["label"] == "shared", b["group"] == "shared")
+    _pr(rows, lang, "independent", b["label"] == "independent",
+        b["group"].str.startswith("independent_"))
+    for g in ("independent_same_obj", "independent_diff_obj"):
+        m = b["group"] == g
+        _metric(rows, lang, f"shared_rate_{g}", (m & (b["label"] == "shared")).sum(), m.sum())
+    tested = q[q["labelled"] & q["causal"].isin(["shared", "not_shared"])]
+    _pr(rows, lang, "shared_vs_causal", tested["label"] == "shared", tested["causal"] == "shared")
+    _pr(rows, lang, "independent_vs_causal", tested["label"] == "independent",
+        tested["causal"] == "not_shared")
+    tb = tested[tested["group"].isin(CONSTRUCTED)]
+    _pr(rows, lang, "causal_shared", tb["causal"] == "shared", tb["group"] == "shared")
+
+
+def _detector_rows(rows: list, q: pd.DataFrame, lang: str) -> None:
+    d = q[q["group"].isin(DETECTOR) & q["correct"] & q["has_signature"]]
+    _metric(rows, lang, "detector_units_in_signature", d["n_found"].sum(), d["n_written"].sum())
+    b = d[d["labelled"]]
+    _pr(rows, lang, "detector_shared", b["label"] == "shared", b["group"] == "detector_shared")
+    _pr(rows, lang, "detector_independent", b["label"] == "independent",
+        b["group"] == "detector_independent")
+    t = d[d["causal"].isin(["shared", "not_shared"])]
+    _pr(rows, lang, "detector_causal_shared", t["causal"] == "shared",
+        t["group"] == "detector_shared")
+    _pr(rows, lang, "detector_causal_not_shared", t["causal"] == "not_shared",
+        t["group"] == "detector_independent")
+
+
+def _easy_rows(rows: list, q: pd.DataFrame, lang: str) -> None:
     absent_ok = q["correct"] & ~q["in_lab_text"]
     for cat in CATEGORIES:
-        _pr(rows, lang, f"easy_{cat}", q["category"] == cat, absent_ok & (q["easy_category"] == cat))
+        _pr(rows, lang, f"easy_{cat}", q["category"] == cat,
+            absent_ok & (q["easy_category"] == cat))
+
+
+def _rows(q: pd.DataFrame, lang: str) -> list:
+    rows: list = []
+    for part in (_trace_rows, _model_rows, _label_rows, _detector_rows, _easy_rows):
+        part(rows, q, lang)
     return rows
 
 
 def build_lab_check(plan: pa.Table, cooc: pa.Table, status: pa.Table, easy: pa.Table,
-                    labels: pa.Table, *, langs: list[str]) -> pa.Table:
-    """Return the `lab_check` table: one row per (lab language, metric)."""
-    d = _frame(plan, cooc, status, easy, labels)
+                    labels: pa.Table, *, langs: list[str], signatures: pa.Table | None = None,
+                    k: int = 50) -> pa.Table:
+    """Return the `lab_check` table: one row per (lab language or ``all``, metric).
+
+    ``signatures`` (optional) and ``k``: the top-k neurons the detector's written units are
+    looked for in (the overlap's k).
+    """
+    d = _frame(plan, cooc, status, easy, labels, signatures, k)
     d = d[d["lang"].isin(langs)].copy()
-    d["truth_transferred"] = _truth_transferred(d)
-    rows = [r for lg in langs for r in _lang_rows(d[d["lang"] == lg], lg)]
-    df = pd.DataFrame(rows, columns=["lang", "metric", "value", "numerator", "denominator"])
+    rows = [r for lg in langs for r in _rows(d[d["lang"] == lg], lg)] + _rows(d, POOLED)
+    cols = ["lang", "metric", "value", "numerator", "denominator", "ci_low", "ci_high"]
+    df = pd.DataFrame(rows, columns=cols)
     return tables.conform("lab_check", pa.Table.from_pandas(df, preserve_index=False))
 
 
 def check_markdown(check: pa.Table) -> str:
-    """The check as a Markdown table: metrics as rows, languages as columns."""
+    """The check as a Markdown table: metrics as rows, languages (and `all`) as columns."""
     df = check.to_pandas()
     langs = list(dict.fromkeys(df["lang"]))
     lines = ["| metric | expected | " + " | ".join(langs) + " |",
              "|---|---|" + "---|" * len(langs)]
+    cell = {(r.lang, r.metric): r for r in df.itertuples()}
     for metric in dict.fromkeys(df["metric"]):
         cells = []
         for lg in langs:
-            r = df[(df["lang"] == lg) & (df["metric"] == metric)]
-            if r.empty:
+            r = cell.get((lg, metric))
+            if r is None:
                 cells.append("")
-                continue
-            v, n, k = r.iloc[0][["value", "numerator", "denominator"]]
-            cells.append("–" if k == 0 else f"{v:.1%} ({n}/{k})")
+            elif r.denominator == 0:
+                cells.append("–")
+            else:
+                cells.append(f"{r.value:.1%} ({r.numerator}/{r.denominator}; "
+                             f"{r.ci_low:.0%}–{r.ci_high:.0%})")
         exp = "100%" if metric in EXPECTED_ONE else ""
         lines.append(f"| {metric} | {exp} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

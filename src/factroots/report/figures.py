@@ -161,6 +161,39 @@ FIGURES = {"p1": plot_p1, "absent_rate": plot_absent_rate, "easy_facts": plot_ea
            "labels": plot_labels}
 
 
+LAB_METRICS = ("p1_planted", "transferred_precision", "transferred_recall", "shared_precision",
+               "shared_recall", "independent_precision", "independent_recall",
+               "shared_vs_causal_precision", "independent_vs_causal_precision",
+               "detector_shared_precision", "detector_independent_precision",
+               "detector_causal_shared_precision", "detector_causal_not_shared_precision")
+
+
+def plot_lab_check(res: R.Results, ax=None):  # type: ignore[no-untyped-def]
+    """Pooled lab-check metrics (lang ``all``) with their 95 % Wilson intervals and counts."""
+    c = res.get("lab_check")
+    if c is None or c.empty or "ci_low" not in c:
+        return None
+    c = c[(c["lang"] == "all") & c["metric"].isin(LAB_METRICS) & (c["denominator"] > 0)]
+    if c.empty:
+        return None
+    c = c.set_index("metric")
+    c = c.reindex([m for m in LAB_METRICS if m in set(c.index)])
+    fig, ax = _axes(ax, 8, 0.35 * len(c) + 1)
+    y = np.arange(len(c))[::-1]
+    v = 100 * c["value"].to_numpy()
+    err = [v - 100 * c["ci_low"].to_numpy(), 100 * c["ci_high"].to_numpy() - v]
+    ax.barh(y, v, xerr=err, color="#4c72b0", capsize=3)
+    ax.set_yticks(y, [f"{m} ({n}/{d})" for m, n, d in zip(c.index, c["numerator"],
+                                                          c["denominator"])])
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("% (pooled over the lab languages; 95 % Wilson interval)")
+    ax.set_title("Lab check: labels against the lab's truths")
+    return fig
+
+
+FIGURES["lab_check"] = plot_lab_check
+
+
 def write_figures(res: R.Results, folder: Path, *, top: int = 30,
                   reference: dict | None = None) -> dict[str, Path | None]:
     """Save every figure whose data exists as ``<folder>/<name>.png``; None for the others."""

@@ -264,28 +264,29 @@ def label_blocks(res: R.Results, figs: dict) -> list[Block]:
     return blocks + _img(figs, "labels", "Label proportions per language")
 
 
-def lab_blocks(res: R.Results) -> list[Block]:
-    """The lab check (only for lab runs): labels and trace against the planted truth."""
+def lab_blocks(res: R.Results, figs: dict | None = None) -> list[Block]:
+    """The lab check (only for lab runs): labels and trace against the lab's truths."""
     t = R.lab_check_table(res)
     if t.empty:
         return []
-    return [("h2", "Lab check: labels against the planted truth"),
-            ("p", "The lab model was trained on a corpus whose facts were planted (docs/lab.md). "
-                  "**What its truth is:** the plan says which facts each language's corpus "
-                  "holds (planted, in the real sample text, or through other planted names) "
-                  "and which are easy facts by the paper's rules. So the trace metrics and "
-                  "the precision/recall of *transferred* and of the easy-fact categories are "
-                  "checked against the construction of the corpus: absent, correct, not easy, "
-                  "present and correct elsewhere. The plan does not say which neurons the "
-                  "model uses, so *shared* and *independent* are not checked here (that needs "
-                  "an intervention: the causal verdict). Its transferred truth is 'absent from L's "
-                  "corpus, correct, not easy, a source elsewhere' whatever else explains the "
-                  "answer, so "
-                  "the controlled *transferred* (sibling, prior, neuron overlap) trades recall "
-                  "for precision there by design. Trace recall of planted facts and the "
-                  "precision of co-occurrences beyond the plan are expected at 100 %; each "
-                  "cell is value (numerator/denominator), – where the denominator is 0."),
-            ("table", t)]
+    return [("h2", "Lab check: labels against the lab's truths"),
+            ("p", "The lab model was trained on a corpus of fictional facts that we wrote "
+                  "(docs/lab.md). **What its truths are.** *transferred*: a `transfer` fact "
+                  "(planted in one source language only) correct in another language under "
+                  "the probed model and wrong under a counterfactual model trained without "
+                  "its source sentences (and, with `lab.replicate_seeds`, correct in every "
+                  "seed). *shared* / *independent*: by construction of the data (group "
+                  "`shared`: identical names and parallel pairs in every language; the "
+                  "`independent_*` groups: language-specific subjects, no link), which says "
+                  "what the model was shown, not which units it uses; and against the causal "
+                  "verdict of the interventions stage. *detector*: facts written by hand into "
+                  "chosen FFN units (the same units in every language, or disjoint ones): "
+                  "the only truth about units, for a fact the model never learnt. "
+                  "`shared_rate_independent_same_obj` against `_diff_obj` measures the "
+                  "answer-token confound. Each cell is value (numerator/denominator), – "
+                  "where the denominator is 0; lab_check holds the 95 % Wilson intervals."),
+            ("table", t)] + _img(figs or {}, "lab_check",
+                                 "Lab check, pooled, with 95 % Wilson intervals")
 
 
 def failed_blocks(res: R.Results) -> list[Block]:
@@ -313,7 +314,7 @@ def build_report(res: R.Results, run: dict, figs: dict, folder: Path, *, formats
         blocks += [("h2", "Missing inputs")] + [("note", n) for n in res.notes]
     blocks += p1_blocks(res, figs, min_facts, reference) + presence_blocks(res, figs, min_facts)
     blocks += overlap_blocks(res, figs, top) + corpus_blocks(res, figs) + label_blocks(res, figs)
-    blocks += lab_blocks(res)
+    blocks += lab_blocks(res, figs)
     blocks += causal_blocks(res.out, res.langs, folder)  # the causal test (report/causal.py)
     md = folder / "report.md"
     md.write_text(to_markdown(blocks, folder), encoding="utf-8")

@@ -28,7 +28,7 @@ COLUMNS = {
                     "partner_threshold_same", "partner_threshold_diff", "partner_lower",
                     "partner_identical"],
     "overlap": ["lang", "other_lang", "mean_jaccard", "n_facts", "top_k"],
-    "lab_check": ["lang", "metric", "value", "numerator", "denominator"],
+    "lab_check": ["lang", "metric", "value", "numerator", "denominator", "ci_low", "ci_high"],
 }
 OPTIONAL = {"lab_check"}  # only lab runs have it: its absence is not a missing stage
 LABEL_ORDER = ["transferred", "shared", "independent", "cue_explained",
@@ -80,7 +80,8 @@ def load_results(out: str | Path, langs: list[str] | None = None) -> Results:
     langs = sorted(langs or have)
     res = Results(out, langs)
     for name, cols in COLUMNS.items():
-        done = [lg for lg in storage.done_langs(out, name) if lg in langs]
+        pooled = {"all"} if name == "lab_check" else set()  # the lab check's pooled rows
+        done = [lg for lg in storage.done_langs(out, name) if lg in langs or lg in pooled]
         res.manifests[name] = {lg: storage.read_manifest(out, name, lg) or {} for lg in done}
         if not done:
             res.tables[name] = None
