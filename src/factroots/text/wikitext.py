@@ -29,7 +29,7 @@ MW_MAX_CHARS = 300_000  # mwparserfromhell's memory blows up on some large pages
 DROP_TAGS = ("ref", "references", "math", "gallery", "timeline", "score", "syntaxhighlight",
              "source", "pre", "imagemap", "graph", "mapframe", "maplink", "chem", "ce", "hiero",
              "templatedata", "templatestyles", "inputbox", "categorytree", "noinclude", "poem_ignore")
-# read through importlib.resources: on a cluster's executors the package is a zip (#17)
+# read through importlib.resources: on a cluster's executors the package is a zip
 NAMESPACES_JSON = resources.files("factroots") / "data" / "namespaces" / "namespaces.json"
 DROP_KEYS = ("-2", "6", "14")  # Media, File, Category: their links are dropped
 
