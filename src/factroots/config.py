@@ -225,9 +225,13 @@ class LabelConfig:
                                              "(partner_identical) or exclude them from the "
                                              "tests (neither shared nor independent)",
                                    ("record", "exclude"))
-    transfer_requires_overlap: bool = opt(True, "transferred needs the fact's L signature to be "
-                                                "shared (the shared rule, corrected) with at "
-                                                "least one source language")
+    transfer_evidence: str = opt("overlap", "the neuron evidence transferred needs that the "
+                                            "fact is shared with at least one source language: "
+                                            "overlap (its L signature shared under the shared "
+                                            "rule, corrected), causal (the interventions' "
+                                            "verdict: its L units carry it in a source), either "
+                                            "of the two, or none (a source suffices)",
+                                 ("overlap", "causal", "either", "none"))
 
 
 @dataclass(frozen=True)

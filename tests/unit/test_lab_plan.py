@@ -325,6 +325,29 @@ def test_lab_check_scores_labels_against_the_counterfactual_and_the_construction
         assert m[("all", metric)][1] == 0
 
 
+def test_lab_check_scores_each_kind_of_transfer_evidence() -> None:
+    plan, cooc, status, easy, labels = _check_inputs(causal=True)
+    df = labels.to_pandas()
+    evidence = {("uk", "t1"): ("absent_with_shared_source", ["en"], []),   # overlap only
+                ("uk", "t2"): ("no_shared_source", [], ["en"]),            # causal only
+                ("en", "s1"): ("above_null", ["uk"], ["uk"])}              # not absent
+    for (lg, u), (reason, shared, causal) in evidence.items():
+        i = df.index[(df["lang"] == lg) & (df["uuid"] == u)][0]
+        df.at[i, "reason"] = reason
+        df.at[i, "source_langs"] = ["en"] if lg == "uk" else []
+        df.at[i, "shared_with"], df.at[i, "causal_shared_with"] = shared, causal
+    labels = tables.conform("fact_labels", pa.Table.from_pandas(df, preserve_index=False))
+    check = build_lab_check(plan, cooc, status, easy, labels, langs=CHECK_LANGS)
+    m = {(r["lang"], r["metric"]): (r["numerator"], r["denominator"]) for r in check.to_pylist()}
+    assert m[("all", "transferred_any_source_precision")] == (2, 2)
+    assert m[("all", "transferred_any_source_recall")] == (2, 2)
+    assert m[("all", "transferred_overlap_precision")] == (1, 1)
+    assert m[("all", "transferred_overlap_recall")] == (1, 2)
+    assert m[("uk", "transferred_causal_precision")] == (1, 1)
+    assert m[("uk", "transferred_causal_recall")] == (1, 2)
+    assert m[("en", "transferred_causal_precision")] == (0, 0)  # s1 is present: no candidate
+
+
 def test_lab_check_uses_the_causal_verdict_when_filled() -> None:
     m = _metrics(causal=True)
     assert m[("all", "shared_vs_causal_precision")] == (1, 2)  # labelled shared: s1/en, i1/en

@@ -56,7 +56,7 @@ SIGS = sigs([
 def old_rule(min_null: int = 1) -> LabelRules:
     """The earlier rule: pooled null, J > τ95 shared, J ≤ τ95 independent, no correction."""
     return LabelRules(null=NullConfig(rule="pooled", lower_q=95, min_null=min_null),
-                      correction="none", alpha=1.0, transfer_requires_overlap=False)
+                      correction="none", alpha=1.0, transfer_evidence="none")
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import pyarrow as pa
 import pytest
 from label_data import facts, sigs, status, table
 
+from factroots.lab.lab_check import TRANSFER_CANDIDATE
 from factroots.label.easy_facts import OTHERS
 from factroots.label.fact_labels import LabelRules, build_fact_labels
 from factroots.label.neurons import load_signatures
@@ -214,10 +215,53 @@ def test_transfer_controls() -> None:
     assert (no["label"], no["reason"]) == ("unlabelled", "no_shared_source")
     assert no["source_langs"] == ["en"]
     loose = _run(c["st"], c["sg"], c["fa"], easy=c["easy"], predictions=c["predictions"],
-                 rules=LabelRules(transfer_requires_overlap=False, max_prior=0.5))
+                 rules=LabelRules(transfer_evidence="none", max_prior=0.5))
     assert loose[("uk", "g3")]["label"] == "transferred"
     assert loose[("uk", "g3")]["reason"] == "absent_with_source"
     assert loose[("uk", "g1")]["label"] == "transferred"       # 0.34 is under a 0.5 prior
+
+
+def _ablations(rows: list[tuple[str, str, str, float]]) -> pa.Table:
+    """`interventions` rows (lang, uuid, target_lang, pvalue) with 99 controls each."""
+    cols = list(zip(*rows))
+    return pa.table({"lang": list(cols[0]), "uuid": list(cols[1]), "target_lang": list(cols[2]),
+                     "pvalue": list(cols[3]), "n_controls": [99] * len(rows)})
+
+
+def test_transfer_evidence_overlap_causal_either_none() -> None:
+    c = _transfer_case()
+    # g3's uk units carry it in en (p 0.01 among 99 controls, also in uk itself); g2's do not
+    ivs = _ablations([("uk", "g3", "en", 0.01), ("uk", "g3", "uk", 0.01),
+                      ("uk", "g2", "en", 0.6), ("uk", "g2", "uk", 0.01)])
+
+    reasons = set()
+
+    def run(rule: str, interventions: pa.Table | None = ivs) -> dict:
+        got = _run(c["st"], c["sg"], c["fa"], easy=c["easy"], predictions=c["predictions"],
+                   interventions=interventions, rules=LabelRules(transfer_evidence=rule))
+        reasons.update(got[("uk", u)]["reason"] for u in ("g2", "g3"))
+        return {u: (got[("uk", u)]["label"], got[("uk", u)]["reason"]) for u in ("g2", "g3")}
+
+    assert run("overlap") == {"g2": ("transferred", "absent_with_shared_source"),
+                              "g3": ("unlabelled", "no_shared_source")}
+    assert run("causal") == {"g2": ("unlabelled", "no_shared_source"),
+                             "g3": ("transferred", "absent_with_causal_source")}
+    assert run("either") == {"g2": ("transferred", "absent_with_shared_source"),
+                             "g3": ("transferred", "absent_with_causal_source")}
+    assert run("none") == {"g2": ("transferred", "absent_with_source"),
+                           "g3": ("transferred", "absent_with_source")}
+    # no interventions: the causal rule cannot test a source
+    assert run("causal", None) == {"g2": ("unlabelled", "source_untested"),
+                                   "g3": ("unlabelled", "source_untested")}
+    # lab_check scores exactly these reasons as the candidates of `transferred`
+    assert reasons == set(TRANSFER_CANDIDATE)
+    # the causal columns are filled whatever the rule
+    got = _run(c["st"], c["sg"], c["fa"], easy=c["easy"], predictions=c["predictions"],
+               interventions=ivs)
+    assert got[("uk", "g3")]["causal"] == "shared"
+    assert got[("uk", "g3")]["causal_shared_with"] == ["en"]
+    assert (got[("uk", "g2")]["causal"], got[("uk", "g2")]["causal_reason"]) == \
+        ("not_shared", "below_controls")
 
 
 def test_identical_spellings_are_recorded_per_partner() -> None:

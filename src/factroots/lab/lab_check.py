@@ -10,7 +10,9 @@ denominator (NaN when the denominator is 0) with a 95 % Wilson interval:
 - model: P@1 (the probe's verdict) on planted facts, on `transfer` facts outside their source
   language (per name form), on the `control` group and on the background; how often the probe's
   verdict agrees with the lab's own evaluation;
-- labels: `transferred` against the counterfactual truth (``truth_transferred``); `shared` and
+- labels: `transferred` against the counterfactual truth (``truth_transferred``), and so is each
+  kind of source evidence on its own (any source, overlap, causal: which rule the truth backs);
+  `shared` and
   `independent` against the construction (group `shared` vs the two `independent_*` groups,
   among facts with a label) and against the causal verdict (``fact_labels.causal``; where it is
   ``untested`` the denominators are 0), the causal verdict itself against the construction, and
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -40,6 +43,10 @@ FORMS = ("identical", "transliterated", "unrelated")
 CONSTRUCTED = ("shared", "independent_same_obj", "independent_diff_obj")
 DETECTOR = ("detector_shared", "detector_independent")
 POOLED = "all"
+# the label stage's reasons for an absent fact with a source that passed the controls (cue,
+# sibling, prior): the candidates of `transferred` under every `label.transfer_evidence`
+TRANSFER_CANDIDATE = ("absent_with_shared_source", "absent_with_causal_source",
+                      "absent_with_source", "no_shared_source", "source_untested")
 Z = 1.959963984540054  # the normal quantile of a two-sided 95 % interval
 
 
@@ -61,7 +68,8 @@ def _frame(plan: pa.Table, cooc: pa.Table, status: pa.Table, easy: pa.Table,
     c = cooc.select(["lang", "uuid", "present", "cooc_sentence"]).to_pandas()
     s = status.select(["lang", "uuid", "correct"]).to_pandas()
     e = easy.select(["lang", "uuid", "category"]).to_pandas()
-    lab = labels.select(["lang", "uuid", "label", "causal"]).to_pandas()
+    lab = labels.select(["lang", "uuid", "label", "reason", "causal", "source_langs",
+                         "shared_with", "causal_shared_with"]).to_pandas()
     on = ["lang", "uuid"]
     d = p.merge(c, on=on, how="left").merge(s, on=on, how="left")
     d = d.merge(e, on=on, how="left").merge(lab, on=on, how="left")
@@ -71,6 +79,9 @@ def _frame(plan: pa.Table, cooc: pa.Table, status: pa.Table, easy: pa.Table,
     d["planted"] = d["n_planted"] > 0
     d["labelled"] = d["label"].notna()
     d["causal"] = d["causal"].fillna("untested")
+    d["candidate"] = d["reason"].isin(TRANSFER_CANDIDATE)
+    d["overlap_source"] = _meets(d["shared_with"], d["source_langs"])
+    d["causal_source"] = _meets(d["causal_shared_with"], d["source_langs"])
     top: dict = {}
     if signatures is not None:
         sig = signatures.select(["lang", "uuid", "neuron_ids"]).to_pylist()
@@ -82,6 +93,13 @@ def _frame(plan: pa.Table, cooc: pa.Table, status: pa.Table, easy: pa.Table,
     d["has_signature"] = [(lg, u) in top and bool(top[(lg, u)])
                           for lg, u in zip(d["lang"], d["uuid"])]
     return d
+
+
+def _meets(a: pd.Series, b: pd.Series) -> list[bool]:
+    """Per row: the two language lists (missing when the row has no label) share a language."""
+    def langs(x: object) -> set:
+        return set(x) if isinstance(x, (list, tuple, np.ndarray)) else set()
+    return [bool(langs(x) & langs(y)) for x, y in zip(a, b)]
 
 
 def _metric(rows: list, lang: str, name: str, num: int, den: int) -> None:
@@ -126,6 +144,10 @@ def _model_rows(rows: list, q: pd.DataFrame, lang: str) -> None:
 
 def _label_rows(rows: list, q: pd.DataFrame, lang: str) -> None:
     _pr(rows, lang, "transferred", q["label"] == "transferred", q["truth_transferred"])
+    evidence = {"any_source": q["candidate"], "overlap": q["candidate"] & q["overlap_source"],
+                "causal": q["candidate"] & q["causal_source"]}
+    for name, predicted in evidence.items():
+        _pr(rows, lang, f"transferred_{name}", predicted, q["truth_transferred"])
     built = q["labelled"] & q["group"].isin(CONSTRUCTED)
     b = q[built]
     _pr(rows, lang, "shared", b["label"] == "shared", b["group"] == "shared")

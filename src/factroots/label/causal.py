@@ -65,16 +65,25 @@ def verdict(lang: str, rows: list[tuple[str, float, int]], *, alpha: float,
     return NOT_SHARED, "below_controls", []
 
 
+def verdicts(keys: list[tuple[str, str]], interventions: pa.Table | None, *,
+             alpha: float = 0.05, method: str = "holm") -> list[tuple[str, str, list[str]]]:
+    """(causal, reason, shared partners) of each (lang, uuid) in ``keys``."""
+    if interventions is None:
+        return [(UNTESTED, "no_interventions", [])] * len(keys)
+    facts = _by_fact(interventions)
+    return [verdict(lg, facts[(lg, u)], alpha=alpha, method=method)
+            if (lg, u) in facts else (UNTESTED, "not_intervened", []) for lg, u in keys]
+
+
 def apply_causal(labels: pa.Table, interventions: pa.Table | None, *, alpha: float = 0.05,
                  method: str = "holm") -> pa.Table:
     """Return ``labels`` with the causal columns filled from ``interventions``."""
-    keys = zip(labels.column("lang").to_pylist(), labels.column("uuid").to_pylist())
-    if interventions is None:
-        results = [(UNTESTED, "no_interventions", [])] * labels.num_rows
-    else:
-        facts = _by_fact(interventions)
-        results = [verdict(lg, facts[(lg, u)], alpha=alpha, method=method)
-                   if (lg, u) in facts else (UNTESTED, "not_intervened", []) for lg, u in keys]
+    keys = list(zip(labels.column("lang").to_pylist(), labels.column("uuid").to_pylist()))
+    return with_causal(labels, verdicts(keys, interventions, alpha=alpha, method=method))
+
+
+def with_causal(labels: pa.Table, results: list[tuple[str, str, list[str]]]) -> pa.Table:
+    """Return ``labels`` with the causal columns set to ``results`` (one per row)."""
     cols = {"causal_shared_with": pa.array([r[2] for r in results], pa.list_(pa.string())),
             "causal": pa.array([r[0] for r in results], pa.string()),
             "causal_reason": pa.array([r[1] for r in results], pa.string())}

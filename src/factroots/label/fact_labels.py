@@ -13,8 +13,10 @@ One row per correctly predicted (lang, uuid), with our operational definitions (
 - ``cue_explained``: absent (status 2) and an easy fact; ``explained_within_language``: absent
   with a status-3 sibling in L (same relation, same object); ``prior_explained``: absent, and
   the answer is given to more than ``max_prior`` of L's other prompts of the relation;
-- ``transferred``: absent, none of those, present & correct elsewhere and (by default) shared
-  with at least one such source language under the shared rule;
+- ``transferred``: absent, none of those, present & correct elsewhere and, by
+  ``label.transfer_evidence``, shared with at least one such source language: under the shared
+  rule (``overlap``, the default), by the causal verdict of `interventions` (``causal``: the
+  fact's L units carry it in a source), by ``either``, or without neuron evidence (``none``);
 - ``unlabelled`` with a reason when none applies: never forced into a class.
 ``source_langs`` ranks the sources by the fact's Jaccard, then the pair's mean overlap.
 """
@@ -31,7 +33,7 @@ import pyarrow as pa
 
 from factroots import tables
 from factroots.config import LabelConfig
-from factroots.label.causal import apply_causal
+from factroots.label.causal import verdicts, with_causal
 from factroots.label.controls import (
     identical_spellings,
     objects_of,
@@ -73,7 +75,7 @@ class LabelRules:
     correction: str = "holm"
     alpha: float = 0.05
     max_prior: float = 0.2
-    transfer_requires_overlap: bool = True
+    transfer_evidence: str = "overlap"
     protocol: str = "full"
     identical_spellings: str = "record"
 
@@ -151,7 +153,8 @@ def _decide_present(ev: dict, has_sig: bool, stratified: bool) -> tuple[str, str
 
 
 def _decide_absent(ev: dict, category: str | None, sibling: bool | None,
-                   prior: float, rules: LabelRules) -> tuple[str, str]:
+                   prior: float, causal: tuple[str, str, list[str]],
+                   rules: LabelRules) -> tuple[str, str]:
     """(label, reason) of a status-2 fact: cues, then the controls, then the sources."""
     if category is None:
         return UNLABELLED, "no_easy_facts_row"
@@ -163,11 +166,23 @@ def _decide_absent(ev: dict, category: str | None, sibling: bool | None,
         return WITHIN_LANGUAGE, "sibling_in_lang"
     if not math.isnan(prior) and prior > rules.max_prior:
         return PRIOR_EXPLAINED, "prior_rate"
-    if not rules.transfer_requires_overlap:
+    return _transfer_evidence(ev, causal, rules.transfer_evidence)
+
+
+def _transfer_evidence(ev: dict, causal: tuple[str, str, list[str]],
+                       rule: str) -> tuple[str, str]:
+    """(label, reason) of an absent fact with sources, from the neuron evidence ``rule`` asks."""
+    if rule == "none":
         return TRANSFERRED, "absent_with_source"
-    if ev["shared"].any():
+    use_overlap, use_causal = rule in ("overlap", "either"), rule in ("causal", "either")
+    if use_overlap and ev["shared"].any():
         return TRANSFERRED, "absent_with_shared_source"
-    if np.isnan(ev["p"].astype(float)).all():
+    # the causal verdict's shared partners that are sources (status 3 there)
+    if use_causal and set(causal[2]) & set(ev["partner"].tolist()):
+        return TRANSFERRED, "absent_with_causal_source"
+    overlap_tested = use_overlap and not np.isnan(ev["p"].astype(float)).all()
+    causal_tested = use_causal and causal[0] != "untested"
+    if not (overlap_tested or causal_tested):
         return UNLABELLED, "source_untested"
     return UNLABELLED, "no_shared_source"
 
@@ -182,9 +197,13 @@ def _correct_rows(status: pa.Table) -> tuple[pd.DataFrame, pd.DataFrame]:
 def build_fact_labels(status: pa.Table, easy_facts: pa.Table | None,
                       signatures: pa.Table | None, overlap: pa.Table | None, *,
                       facts: pa.Table | None = None, predictions: pa.Table | None = None,
+                      interventions: pa.Table | None = None,
                       rules: LabelRules | None = None, top_k: int = 50,
                       use_small_groups: bool = False) -> pa.Table:
-    """Return the `fact_labels` table: one row per correct (lang, uuid) of ``status``."""
+    """Return the `fact_labels` table: one row per correct (lang, uuid) of ``status``.
+
+    ``interventions`` (optional) gives the causal columns and the causal transfer evidence.
+    """
     rules = rules or LabelRules()
     st, rows = _correct_rows(status)
     partners = st[st["status"] == 3].groupby("uuid")["lang"].agg(lambda s: sorted(s)).to_dict()
@@ -196,6 +215,8 @@ def build_fact_labels(status: pa.Table, easy_facts: pa.Table | None,
     ev = _evidence(rows, partners, sig, objects, facts, rules, _pair_means(overlap))
     siblings = sibling_in_lang(rows, st, objects)
     priors = prior_rates(rows, predictions, rules.protocol)
+    causal = verdicts(list(zip(rows["lang"], rows["uuid"])), interventions,
+                      alpha=rules.alpha, method=rules.correction)
     out: dict[str, list] = defaultdict(list)
     for i, (lg, u, s) in enumerate(zip(rows["lang"], rows["uuid"], rows["status"])):
         code = None if pd.isna(s) else int(s)
@@ -203,7 +224,8 @@ def build_fact_labels(status: pa.Table, easy_facts: pa.Table | None,
         if code is None:
             label, reason = UNLABELLED, "presence_unknown"
         elif code == 2:
-            label, reason = _decide_absent(e, easy.get((lg, u)), siblings[i], priors[i], rules)
+            label, reason = _decide_absent(e, easy.get((lg, u)), siblings[i], priors[i],
+                                           causal[i], rules)
         else:
             label, reason = _decide_present(e, (lg, u) in sig.index,
                                             rules.null.rule == STRATIFIED)
@@ -218,12 +240,11 @@ def build_fact_labels(status: pa.Table, easy_facts: pa.Table | None,
         out["prior_rate"].append(None if math.isnan(priors[i]) else float(priors[i]))
     data = {"lang": rows["lang"].tolist(), "uuid": rows["uuid"].tolist(),
             "relation": rows["relation"].tolist(), **out}
-    # the causal columns are filled by label.causal.apply_causal
+    # the causal columns come from label.causal
     schema = pa.schema([f for f in tables.spec("fact_labels").schema
                         if not f.name.startswith("causal")])
     base = pa.Table.from_pydict({n: data.get(n, []) for n in schema.names}, schema=schema)
-    return tables.conform("fact_labels", apply_causal(base, None, alpha=rules.alpha,
-                                                      method=rules.correction))
+    return tables.conform("fact_labels", with_causal(base, causal))
 
 
 def label_rules(label_cfg: LabelConfig) -> LabelRules:
@@ -233,5 +254,5 @@ def label_rules(label_cfg: LabelConfig) -> LabelRules:
                       lower_q=c.independent_quantile, min_null=c.min_null,
                       null_samples=c.null_samples, seed=c.seed)
     return LabelRules(null=null, correction=c.correction, alpha=c.alpha, max_prior=c.max_prior,
-                      transfer_requires_overlap=c.transfer_requires_overlap,
+                      transfer_evidence=c.transfer_evidence,
                       protocol=c.protocol, identical_spellings=c.identical_spellings)

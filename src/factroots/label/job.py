@@ -21,7 +21,6 @@ import pyarrow.compute as pc
 from factroots import storage
 from factroots.config import RunConfig, to_dict
 from factroots.errors import MissingTableError
-from factroots.label.causal import apply_causal
 from factroots.label.easy_facts import build_easy_facts
 from factroots.label.fact_labels import build_fact_labels, label_rules
 from factroots.label.status import build_status, status_stats
@@ -112,12 +111,12 @@ def _build(work: Work) -> None:
         notes.append(tok.note)
     easy = build_easy_facts(status, facts, naming_relations=cfg.label.naming_relations,
                             token_sets=tok.encode if tok else None)
-    labels = build_fact_labels(status, easy, sigs, overlap, facts=facts, predictions=preds,
-                               rules=label_rules(cfg.label), top_k=cfg.neurons.overlap_k,
-                               use_small_groups=cfg.label.use_small_groups)
     # the causal verdict from `interventions`, when the stage ran
     ivs, _ = _optional(out, "interventions", langs, [])  # missing: causal_reason says so
-    labels = apply_causal(labels, ivs, alpha=cfg.label.alpha, method=cfg.label.correction)
+    labels = build_fact_labels(status, easy, sigs, overlap, facts=facts, predictions=preds,
+                               interventions=ivs, rules=label_rules(cfg.label),
+                               top_k=cfg.neurons.overlap_k,
+                               use_small_groups=cfg.label.use_small_groups)
     inputs = {"notes": notes, "presence": _presence(out, langs), "langs": langs,
               "tokenizer": tok.source if tok and tok.encode else None,
               "token_overlap_rule": "off" if tok is None else ("on" if tok.encode else "skipped")}
@@ -138,7 +137,7 @@ def _settings(plan: Plan) -> dict:
             "model": cfg.probe.model}
 
 
-STAGE = Stage("label", OUTPUTS, _build, "label-2", settings=_settings, inputs=("facts",),
+STAGE = Stage("label", OUTPUTS, _build, "label-3", settings=_settings, inputs=("facts",),
               optional=INPUTS, langs=_langs, per_lang=False, cross_lang=True,
               result="fact_labels")
 

@@ -70,7 +70,7 @@ def _shared_rule(label: dict, cfg: RunConfig) -> str:
             f"{get('correction')}-corrected p ≤ {get('alpha')} over a fact's partners; "
             f"independent at or below the {get('independent_quantile')}th percentile with "
             f"≥ {get('min_null')} null values; transfer controls: sibling, prior > "
-            f"{get('max_prior')}, overlap {'required' if get('transfer_requires_overlap') else 'not required'}; "
+            f"{get('max_prior')}, source evidence {get('transfer_evidence')}; "
             f"identical spellings: {get('identical_spellings')}")
 
 
