@@ -257,6 +257,10 @@ class LabConfig:
                                      "their source language) that the transfer truth needs")
     transfer_facts: int = opt(90, "test facts of the transfer group (spread over the source "
                                   "languages and name forms)")
+    transfer_forms: list = opt(["identical", "transliterated", "unrelated"],
+                               "name forms the transfer and control facts cycle through, in "
+                               "blocks of one fact per source language (a form listed twice "
+                               "gets twice the facts; docs/lab.md)")
     facts_per_group: int = opt(30, "test facts of each other group (control, shared, "
                                     "independent_same_obj, independent_diff_obj)")
     background_facts: int = opt(150, "real mLAMA facts (of every lab language) probed beside the "

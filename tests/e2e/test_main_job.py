@@ -74,7 +74,8 @@ def test_the_model_learnt_the_planted_facts_and_the_labels_are_scored(main_job) 
         assert m[(lg, "p1_background")][0] < value
     for lg in [*LANGS, "all"]:
         for metric in ("transferred_precision", "transferred_recall", "shared_precision",
-                       "independent_recall", "shared_vs_causal_precision"):
+                       "independent_recall", "shared_vs_causal_precision",
+                       "transferred_any_source_recall", "transferred_causal_precision"):
             v, num, den = m[(lg, metric)]
             assert (den == 0 and (v is None or math.isnan(v))) or 0.0 <= v <= 1.0  # null: 0/0
     assert m[("all", "p1_planted")][2] == sum(m[(lg, "p1_planted")][2] for lg in LANGS)

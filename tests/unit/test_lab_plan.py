@@ -120,6 +120,21 @@ def test_the_world_is_seeded(world: lw.World) -> None:
     assert [f.sub for f in other.facts] != [f.sub for f in world.facts]
 
 
+def test_transfer_forms_weight_the_name_forms_and_stay_crossed_with_the_source() -> None:
+    sizes = lw.Sizes(transfer=18, control=6, shared=6, independent=6,
+                     transfer_forms=("identical", "identical", "unrelated"))
+    w = lw.build_world(LANGS, sizes, seed=0, avoid=set())
+    transfer = w.by_group("transfer")
+    assert Counter(f.name_form for f in transfer) == {"identical": 12, "unrelated": 6}
+    assert Counter(f.name_form for f in w.by_group("control")) == {"identical": 4, "unrelated": 2}
+    for form in ("identical", "unrelated"):  # every source language gets every form
+        assert {f.source_lang for f in transfer if f.name_form == form} == set(LANGS)
+    with pytest.raises(ConfigError, match="lab.transfer_forms"):
+        lw.build_world(LANGS, lw.Sizes(transfer_forms=("identical", "latin")), 0, set())
+    with pytest.raises(ConfigError, match="lab.transfer_forms"):
+        lw.build_world(LANGS, lw.Sizes(transfer_forms=()), 0, set())
+
+
 def test_unsupported_languages_are_a_config_error() -> None:
     with pytest.raises(ConfigError, match="lab alphabet"):
         lw.build_world(["en", "vi"], SIZES, 0, set())

@@ -120,7 +120,8 @@ def sizes(cfg: RunConfig) -> lw.Sizes:
     """The world's group sizes from the lab config."""
     n = cfg.lab.facts_per_group
     return lw.Sizes(transfer=cfg.lab.transfer_facts, control=n, shared=n, independent=n,
-                    detector=cfg.lab.detector_facts)
+                    detector=cfg.lab.detector_facts,
+                    transfer_forms=tuple(cfg.lab.transfer_forms))
 
 
 def build(cfg: RunConfig | Plan) -> Path:

@@ -106,6 +106,10 @@ class Sizes:
     shared: int = 45
     independent: int = 45  # each of the two independent groups
     detector: int = 0  # each of the two detector groups (facts written into units, not trained)
+    # the name forms that transfer and control facts cycle through (a form listed twice gets
+    # twice the facts): only `identical` names cross in the pilots, so the default gives them
+    # the most facts and keeps the others as the (measured) negative
+    transfer_forms: tuple[str, ...] = (IDENTICAL, TRANSLITERATED, UNRELATED)
 
 
 @dataclass
@@ -137,6 +141,14 @@ class World:
     def by_group(self, group: str) -> list[Fact]:
         """The facts of one group."""
         return [f for f in self.facts if f.group == group]
+
+
+def check_forms(forms: Iterable[str]) -> None:
+    """Raise ConfigError unless every name form is known and the list is not empty."""
+    bad = [f for f in forms if f not in FORMS]
+    if bad or not list(forms):
+        raise ConfigError(f"lab.transfer_forms: {bad or 'empty'} is not a list of name forms",
+                          f"use a non-empty list of {list(FORMS)}")
 
 
 def check_langs(langs: Iterable[str]) -> None:
@@ -193,6 +205,8 @@ def templates(relation: str, lang: str, probe_template: str) -> list[str]:
 def build_world(langs: list[str], sizes: Sizes, seed: int, avoid: set[str]) -> World:
     """The fictional world: test facts by group, their bridges and anchors, and fillers."""
     check_langs(langs)
+    check_forms(sizes.transfer_forms)
+    forms = tuple(sizes.transfer_forms)
     rng = np.random.default_rng(seed)
     names = Names(rng, {w.lower() for w in avoid})
     counter = iter(range(1, 1_000_000))
@@ -216,8 +230,8 @@ def build_world(langs: list[str], sizes: Sizes, seed: int, avoid: set[str]) -> W
         for i in range(n):
             # source language, name form and relation vary independently (a full crossing)
             k = len(langs) if group == TRANSFER else 1
-            form = FORMS[(i // k) % len(FORMS)]
-            rel = TEST_RELATIONS[(i // (k * len(FORMS))) % 2]
+            form = forms[(i // k) % len(forms)]
+            rel = TEST_RELATIONS[(i // (k * len(forms))) % 2]
             person, city = names.entity("A", form, langs), names.entity("B", form, langs)
             src = langs[i % k] if group == TRANSFER else ""
             t = add(rel, group, form, person, city, (src,) if src else (), uri(), uri(),

@@ -161,7 +161,9 @@ FIGURES = {"p1": plot_p1, "absent_rate": plot_absent_rate, "easy_facts": plot_ea
            "labels": plot_labels}
 
 
-LAB_METRICS = ("p1_planted", "transferred_precision", "transferred_recall", "shared_precision",
+LAB_METRICS = ("p1_planted", "transferred_precision", "transferred_recall",
+               "transferred_any_source_precision", "transferred_any_source_recall",
+               "transferred_causal_precision", "transferred_causal_recall", "shared_precision",
                "shared_recall", "independent_precision", "independent_recall",
                "shared_vs_causal_precision", "independent_vs_causal_precision",
                "detector_shared_precision", "detector_independent_precision",
