@@ -107,8 +107,8 @@ class Sizes:
     independent: int = 45  # each of the two independent groups
     detector: int = 0  # each of the two detector groups (facts written into units, not trained)
     # the name forms that transfer and control facts cycle through (a form listed twice gets
-    # twice the facts): only `identical` names cross in the pilots, so the default gives them
-    # the most facts and keeps the others as the (measured) negative
+    # twice the facts); balanced by default: weighting `identical` (the only form that crossed
+    # in the pilots) did not raise the transfer count reliably (docs/lab.md)
     transfer_forms: tuple[str, ...] = (IDENTICAL, TRANSLITERATED, UNRELATED)
 
 
@@ -143,10 +143,10 @@ class World:
         return [f for f in self.facts if f.group == group]
 
 
-def check_forms(forms: Iterable[str]) -> None:
+def check_forms(forms: tuple[str, ...]) -> None:
     """Raise ConfigError unless every name form is known and the list is not empty."""
     bad = [f for f in forms if f not in FORMS]
-    if bad or not list(forms):
+    if bad or not forms:
         raise ConfigError(f"lab.transfer_forms: {bad or 'empty'} is not a list of name forms",
                           f"use a non-empty list of {list(FORMS)}")
 
@@ -205,8 +205,8 @@ def templates(relation: str, lang: str, probe_template: str) -> list[str]:
 def build_world(langs: list[str], sizes: Sizes, seed: int, avoid: set[str]) -> World:
     """The fictional world: test facts by group, their bridges and anchors, and fillers."""
     check_langs(langs)
-    check_forms(sizes.transfer_forms)
     forms = tuple(sizes.transfer_forms)
+    check_forms(forms)
     rng = np.random.default_rng(seed)
     names = Names(rng, {w.lower() for w in avoid})
     counter = iter(range(1, 1_000_000))
