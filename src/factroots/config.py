@@ -7,7 +7,9 @@ Loading validates everything: an unknown key, a wrong type or a bad value is a o
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import difflib
 import types
 import typing
 from collections.abc import Mapping
@@ -255,7 +257,7 @@ class LabConfig:
                                     "only when correct under every seed (each costs a training)")
     counterfactual: bool = opt(True, "train the counterfactual model (transfer facts removed from "
                                      "their source language) that the transfer truth needs")
-    transfer_facts: int = opt(90, "test facts of the transfer group (spread over the source "
+    transfer_facts: int = opt(180, "test facts of the transfer group (spread over the source "
                                   "languages and name forms)")
     transfer_forms: list = opt(["identical", "transliterated", "unrelated"],
                                "name forms the transfer and control facts cycle through, in "
@@ -277,10 +279,10 @@ class LabConfig:
     batch_size: int = opt(64, "sequences per training step")
     lr: float = opt(3e-3, "peak learning rate (5e-3 diverged in the pilot)")
     mix: list = opt([0.75, 0.1, 0.15], "share of planted, real and parallel sequences per batch")
-    train_minutes: float = opt(6.0, "CPU budget per model in core-minutes (CPU time of all "
-                                    "threads): a safety cap that stops training early, with a "
-                                    "warning (the model then depends on the machine's speed)")
-    max_steps: int = opt(2000, "training steps (fixed: the same seed gives the same model)")
+    train_minutes: float = opt(20.0, "CPU budget per model in core-minutes (each model trains on "
+                                     "one thread): a safety cap that stops training early, with "
+                                     "a warning (the model then depends on the machine's speed)")
+    max_steps: int = opt(5000, "training steps (fixed: the same seed gives the same model)")
 
 
 @dataclass(frozen=True)
@@ -328,6 +330,22 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
+# keys of earlier releases: the error says what replaced them
+RENAMED = {"label.transfer_requires_overlap": "label.transfer_evidence (true: overlap, "
+                                              "false: none)"}
+
+
+def _unknown_fix(key: str, fields: list[str]) -> str:
+    """The fix for an unknown key: its new name, a close spelling, or the keys there are."""
+    if key in RENAMED:
+        return f"renamed: use {RENAMED[key]}"
+    where, _, name = key.rpartition(".")
+    close = difflib.get_close_matches(name, fields, n=1)
+    if close:
+        return f"did you mean {where + '.' if where else ''}{close[0]}? (keys: {fields})"
+    return f"use one of {fields}"
+
+
 def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where or 'config'}: expected a mapping, got {data!r}", "fix the YAML")
@@ -335,8 +353,8 @@ def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ConfigError(f"unknown config key {where + '.' if where else ''}{unknown[0]}",
-                          f"use one of {sorted(fields)}")
+        key = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise ConfigError(f"unknown config key {key}", _unknown_fix(key, sorted(fields)))
     kwargs = {}
     for name, value in data.items():
         key = f"{where}.{name}" if where else name
@@ -427,15 +445,27 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
         data.setdefault("base_dir", str(p.resolve().parent.parent if p.resolve().parent.name == "conf"
                                         else p.resolve().parent))
     out_in_preset = "out" in data and (overrides or {}).get("out") is None
+    cfg = _checked(data, src)  # the preset alone first: its errors name the file
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if given:
+        merged = copy.deepcopy(data)
+        try:
+            for k, v in given.items():
+                _set_dotted(merged, k, v)
+        except ConfigError as exc:
+            raise ConfigError(f"--set: {exc.message}", exc.fix) from None
+        cfg = _checked(merged, "--set")  # what is wrong now came with the overrides
+    return _resolve_out(cfg, out_in_preset)
+
+
+def _checked(data: dict, src: str) -> RunConfig:
+    """Build and validate ``data``; a ConfigError names ``src``."""
     try:
-        for k, v in (overrides or {}).items():
-            if v is not None:
-                _set_dotted(data, k, v)
         cfg = _build(RunConfig, data, "")
     except ConfigError as exc:
         raise ConfigError(f"{src}: {exc.message}", exc.fix) from None
     validate(cfg, src)
-    return _resolve_out(cfg, out_in_preset)
+    return cfg
 
 
 def _resolve_out(cfg: RunConfig, in_preset: bool) -> RunConfig:

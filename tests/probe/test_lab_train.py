@@ -18,7 +18,7 @@ REAL = ["The river flows through the valley and past the old mill.",
         "It was built in the twelfth century by local craftsmen."]
 
 
-def _train(tmp: Path, steps: int = 150, seed: int = 0) -> tuple[Path, dict]:
+def _job(tmp: Path, steps: int = 150, seed: int = 0, name: str = "m") -> lt.TrainJob:
     texts = REAL * 5 + [s for s, _ in FACTS] * 5
     tok = lt.train_tokenizer(texts, vocab_size=300)
     spec = lt.TrainSpec(hidden_size=32, layers=1, max_steps=steps, train_minutes=2.0, seed=seed,
@@ -26,7 +26,13 @@ def _train(tmp: Path, steps: int = 150, seed: int = 0) -> tuple[Path, dict]:
     planted = [lt.encode(tok, s, (s.index(o), s.index(o) + len(o)), spec.seq_len) for s, o in FACTS]
     real = [lt.encode(tok, s, None, spec.seq_len) for s in REAL]
     parallel = [lt._with_specials(planted[0], planted[1], mask_in_b=True)]
-    log = lt.train_mlm(tok, planted, real, parallel, spec, tmp, progress=False)
+    return lt.TrainJob(name, tok.to_str(), planted, real, parallel, spec, tmp)
+
+
+def _train(tmp: Path, steps: int = 150, seed: int = 0) -> tuple[Path, dict]:
+    j = _job(tmp, steps, seed)
+    log = lt.train_mlm(lt.Tokenizer.from_str(j.tokenizer_json), j.planted, j.real, j.parallel,
+                       j.spec, tmp, progress=False)
     return tmp, log
 
 
@@ -84,3 +90,27 @@ def test_entity_masking_masks_the_whole_object() -> None:
     masked = [i for i, x in enumerate(ids) if x == lt.MASK]
     assert masked == list(ex.entity) and all(labels[i] == ex.ids[i] for i in masked)
     assert tok.decode([ex.ids[i] for i in ex.entity]).replace(" ", "") == o
+
+
+def _weights(model_dir: Path) -> dict:
+    from transformers import AutoModelForMaskedLM
+
+    return AutoModelForMaskedLM.from_pretrained(str(model_dir)).state_dict()
+
+
+def test_models_trained_at_once_in_workers_equal_those_trained_alone(
+        tmp_path: Path, trained: tuple[Path, dict]) -> None:
+    jobs = [_job(tmp_path / "s0", name="a"), _job(tmp_path / "s1", seed=1, name="b")]
+    logs = lt.train_many(jobs, cores=2)
+    assert set(logs) == {"a", "b"} and all(lg["threads"] == 1 for lg in logs.values())
+    a, s0, s1 = _weights(trained[0]), _weights(tmp_path / "s0"), _weights(tmp_path / "s1")
+    assert all(torch.equal(a[k], s0[k]) for k in a)  # the worker's model is the one trained here
+    assert not all(torch.equal(a[k], s1[k]) for k in a)  # and the other seed is another model
+
+
+def test_a_failing_worker_fails_the_training(tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")  # save_pretrained cannot make a folder here
+    jobs = [_job(blocked / "m", steps=5, name="a"), _job(tmp_path / "ok", steps=5, name="b")]
+    with pytest.raises(OSError):
+        lt.train_many(jobs, cores=2)

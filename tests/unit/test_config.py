@@ -47,6 +47,22 @@ def test_bad_values_give_one_line_error_naming_the_key(overrides: dict, needle: 
     assert needle in error_of(overrides)
 
 
+def test_an_unknown_key_gets_its_new_name_or_the_closest_spelling() -> None:
+    renamed = error_of({"label.transfer_requires_overlap": True})
+    assert "unknown config key label.transfer_requires_overlap" in renamed
+    assert "renamed: use label.transfer_evidence" in renamed and "\n" not in renamed
+    assert "did you mean probe.batch_size?" in error_of({"probe.batch_sise": 8})
+    assert "did you mean" not in error_of({"probe.zzzz": 8})
+
+
+def test_an_error_names_where_the_bad_key_came_from(tmp_path: Path) -> None:
+    p = tmp_path / "preset.yaml"
+    p.write_text("probe:\n  batch_size: 64\n", encoding="utf-8")
+    assert error_of({"probe.shard": "3/2"}, path=p).startswith("--set: probe.shard")
+    p.write_text("probe:\n  batch_sise: 64\n", encoding="utf-8")
+    assert error_of({"probe.batch_size": 8}, path=p).startswith(f"{p}: unknown config key")
+
+
 def test_yaml_errors_name_the_file(tmp_path: Path) -> None:
     p = tmp_path / "bad.yaml"
     p.write_text("probe:\n  batch_sise: 64\n", encoding="utf-8")

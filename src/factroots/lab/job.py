@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 import re
 import shutil
 import time
@@ -46,7 +47,7 @@ from factroots.text.samples import sample_dump, sample_langs
 
 log = logging.getLogger(__name__)
 
-LAB_VERSION = "lab-2"  # bump when the world, corpus or training changes what build() makes
+LAB_VERSION = "lab-3"  # bump when the world, corpus or training changes what build() makes
 MANIFEST = "lab.json"
 _MARKERS = ("▁", "##", "Ġ", "Ċ")  # boundary-only tokens carry no entity (as the label stage)
 
@@ -277,28 +278,41 @@ def _train_all(cfg: RunConfig, world: lw.World, samples: dict, planted: dict,
     runs = [(f"full_seed{s}", "full", s) for s in _seeds(cfg)]
     if cfg.lab.counterfactual:
         runs.append(("counterfactual", "counterfactual", cfg.lab.seed))
-    models, logs = {}, {}
+    models, logs, todo = {}, {}, []
     for name, pool, seed in runs:
         sp = spec(cfg, seed)
         mfp = storage.fingerprint(LAB_VERSION, asdict(sp), _digest(pools[pool], ex_real,
                                                                    pars["full"]),
                                   tok.to_str())
-        mdir = lab_dir(cfg) / "models" / mfp
+        mdir = models[name] = lab_dir(cfg) / "models" / mfp
         if (mdir / "config.json").is_file() and (mdir / "train_log.json").is_file():
             say(f"lab: {name}: cached model {mdir}")
             logs[name] = json.loads((mdir / "train_log.json").read_text())
         else:
             shutil.rmtree(mdir, ignore_errors=True)
-            say(f"lab: training {name} (hidden {sp.hidden_size}, {sp.layers} layers, "
-                f"{sp.max_steps} steps, seq {sp.seq_len}) on {len(pools[pool])} planted, "
-                f"{len(ex_real)} real and {len(pars['full'])} parallel sequences")
-            logs[name] = {**lt.train_mlm(tok, pools[pool], ex_real, pars["full"], sp, mdir),
-                          "spec": asdict(sp)}
-            lt.write_log(mdir / "train_log.json", logs[name])
-            say(f"lab: {name}: {logs[name]['core_seconds']} core-s, "
-                f"loss {logs[name]['loss_first']:.2f} -> {logs[name]['loss_last']:.2f}")
-        models[name] = mdir
+            todo.append(lt.TrainJob(name, tok.to_str(), pools[pool], ex_real, pars["full"], sp,
+                                    mdir))
+    if todo:
+        sp, cores = todo[0].spec, _cores()
+        say(f"lab: training {', '.join(j.name for j in todo)} (hidden {sp.hidden_size}, "
+            f"{sp.layers} layers, {sp.max_steps} steps, seq {sp.seq_len}; "
+            f"{min(len(todo), cores)} at once on {cores} cores) on {len(todo[0].planted)} "
+            f"planted, {len(ex_real)} real and {len(pars['full'])} parallel sequences")
+        done = lt.train_many(todo, cores)
+        for job in todo:
+            log_ = logs[job.name] = {**done[job.name], "spec": asdict(job.spec)}
+            lt.write_log(job.model_dir / "train_log.json", log_)
+            say(f"lab: {job.name}: {log_['steps']} steps, {log_['core_seconds']} core-s, "
+                f"loss {log_['loss_first']:.2f} -> {log_['loss_last']:.2f}")
     return models, logs, tok
+
+
+def _cores() -> int:
+    """The cores this process may use (its CPU affinity, which containers and taskset set)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _digest(*pools: list[lt.Example]) -> str:

@@ -2,8 +2,9 @@
 
 The tokenizer is a cased WordPiece (mBERT's kind) trained with ``tokenizers`` on every sentence
 of the corpus. The model is a small ``BertForMaskedLM`` trained for a fixed number of steps
-(reproducible: the same seed, data and thread count give the same weights); the time budget is
-a safety cap that stops early with a warning. Each batch mixes three kinds of examples:
+(reproducible: each model trains on one thread, so the same seed and data give the same
+weights; ``train_many`` trains several at once in worker processes); the time budget is a
+safety cap that stops early with a warning. Each batch mixes three kinds of examples:
 
 - planted sentences with the whole object masked (the probe's question, in the probe's form)
   and otherwise 15% whole-word masking;
@@ -258,6 +259,50 @@ def train_mlm(tok: Tokenizer, planted: list[Example], real: list[Example],
             "stopped_by_budget": steps < spec.max_steps,
             "loss_first": float(np.mean(losses[:50])), "loss_last": float(np.mean(losses[-50:])),
             "threads": torch.get_num_threads()}
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """One model to train in a worker process: everything it needs, picklable."""
+
+    name: str
+    tokenizer_json: str
+    planted: list[Example]
+    real: list[Example]
+    parallel: list[Example]
+    spec: TrainSpec
+    model_dir: Path
+
+
+def run_job(job: TrainJob, progress: bool = False) -> dict:
+    """Train ``job`` on one torch thread (a worker process's entry point, or in-process)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return train_mlm(Tokenizer.from_str(job.tokenizer_json), job.planted, job.real,
+                         job.parallel, job.spec, job.model_dir, progress=progress)
+    finally:
+        torch.set_num_threads(before)
+
+
+def train_many(jobs: list[TrainJob], cores: int) -> dict[str, dict]:
+    """Train ``jobs``, each on one thread: at once in ``min(len, cores)`` processes, else here.
+
+    One thread per model whatever the machine, so a model is the same whether it was trained
+    alone or beside others (float sums depend on the thread count). The lab's models are small:
+    one thread keeps a core busy, so two models on two processes take about the wall time of
+    one. Workers are fresh ``spawn`` processes (no forked torch or Spark state); a failure in one
+    is raised here.
+    """
+    if len(jobs) <= 1 or cores <= 1:
+        return {j.name: run_job(j, progress=True) for j in jobs}
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(min(len(jobs), cores), mp_context=mp.get_context("spawn")) as pool:
+        # one progress bar (the first model's): the others run in step with it
+        futs = {j.name: pool.submit(run_job, j, i == 0) for i, j in enumerate(jobs)}
+        return {name: f.result() for name, f in futs.items()}
 
 
 @torch.no_grad()
