@@ -445,17 +445,29 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
         data.setdefault("base_dir", str(p.resolve().parent.parent if p.resolve().parent.name == "conf"
                                         else p.resolve().parent))
     out_in_preset = "out" in data and (overrides or {}).get("out") is None
-    cfg = _checked(data, src)  # the preset alone first: its errors name the file
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
-    if given:
-        merged = copy.deepcopy(data)
-        try:
-            for k, v in given.items():
-                _set_dotted(merged, k, v)
-        except ConfigError as exc:
-            raise ConfigError(f"--set: {exc.message}", exc.fix) from None
-        cfg = _checked(merged, "--set")  # what is wrong now came with the overrides
+    merged = copy.deepcopy(data)
+    try:
+        for k, v in given.items():
+            _set_dotted(merged, k, v)
+    except ConfigError as exc:
+        raise ConfigError(f"--set: {exc.message}", exc.fix) from None
+    try:
+        cfg = _checked(merged, src)
+    except ConfigError as exc:
+        if given and not _fails_alike(data, src, exc):
+            _checked(merged, "--set")  # the overrides brought it: the error names --set
+        raise
     return _resolve_out(cfg, out_in_preset)
+
+
+def _fails_alike(data: dict, src: str, exc: ConfigError) -> bool:
+    """Whether the preset alone fails as the merged config did (then the file is to blame)."""
+    try:
+        _checked(data, src)
+    except ConfigError as alone:
+        return alone.message == exc.message
+    return False
 
 
 def _checked(data: dict, src: str) -> RunConfig:

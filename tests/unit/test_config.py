@@ -61,6 +61,10 @@ def test_an_error_names_where_the_bad_key_came_from(tmp_path: Path) -> None:
     assert error_of({"probe.shard": "3/2"}, path=p).startswith("--set: probe.shard")
     p.write_text("probe:\n  batch_sise: 64\n", encoding="utf-8")
     assert error_of({"probe.batch_size": 8}, path=p).startswith(f"{p}: unknown config key")
+    # a preset that is wrong alone but right with the overrides loads
+    p.write_text("neurons:\n  top_k: 10\n  overlap_k: 50\n", encoding="utf-8")
+    assert error_of(path=p).startswith(f"{p}: neurons.overlap_k")
+    assert load_config(p, {"neurons.overlap_k": 10}).neurons.overlap_k == 10
 
 
 def test_yaml_errors_name_the_file(tmp_path: Path) -> None:
