@@ -453,30 +453,27 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
     except ConfigError as exc:
         raise ConfigError(f"--set: {exc.message}", exc.fix) from None
     try:
-        cfg = _checked(merged, src)
+        cfg = _checked(merged)
     except ConfigError as exc:
-        if given and not _fails_alike(data, src, exc):
-            _checked(merged, "--set")  # the overrides brought it: the error names --set
-        raise
+        # blame the preset only when it fails alike without the overrides
+        origin = "--set" if given and not _fails_alike(data, exc) else src
+        raise ConfigError(f"{origin}: {exc.message}", exc.fix) from None
     return _resolve_out(cfg, out_in_preset)
 
 
-def _fails_alike(data: dict, src: str, exc: ConfigError) -> bool:
-    """Whether the preset alone fails as the merged config did (then the file is to blame)."""
+def _fails_alike(data: dict, exc: ConfigError) -> bool:
+    """Whether ``data`` alone fails with the same error as ``exc``."""
     try:
-        _checked(data, src)
+        _checked(data)
     except ConfigError as alone:
         return alone.message == exc.message
     return False
 
 
-def _checked(data: dict, src: str) -> RunConfig:
-    """Build and validate ``data``; a ConfigError names ``src``."""
-    try:
-        cfg = _build(RunConfig, data, "")
-    except ConfigError as exc:
-        raise ConfigError(f"{src}: {exc.message}", exc.fix) from None
-    validate(cfg, src)
+def _checked(data: dict) -> RunConfig:
+    """Build and validate ``data``."""
+    cfg = _build(RunConfig, data, "")
+    validate(cfg)
     return cfg
 
 
@@ -490,41 +487,41 @@ def _resolve_out(cfg: RunConfig, in_preset: bool) -> RunConfig:
     return dataclasses.replace(cfg, out=str((base / out).resolve()))
 
 
-def validate(cfg: RunConfig, src: str = "config") -> None:
-    """Check values that a type alone does not catch."""
+def validate(cfg: RunConfig) -> None:
+    """Check values that a type alone does not catch (the caller names where they came from)."""
     shard = cfg.probe.shard.split("/")
     if len(shard) != 2 or not all(s.isdigit() for s in shard) or int(shard[0]) >= int(shard[1]):
-        raise ConfigError(f"{src}: probe.shard {cfg.probe.shard!r} is not i/n with i < n",
+        raise ConfigError(f"probe.shard {cfg.probe.shard!r} is not i/n with i < n",
                           "use e.g. 0/4")
     for name, value in (("probe.batch_size", cfg.probe.batch_size),
                         ("neurons.top_k", cfg.neurons.top_k), ("trace.chunk_size", cfg.trace.chunk_size),
                         ("trace.min_count", cfg.trace.min_count)):
         if value < 1:
-            raise ConfigError(f"{src}: {name} must be >= 1, got {value}", f"set {name} to 1 or more")
+            raise ConfigError(f"{name} must be >= 1, got {value}", f"set {name} to 1 or more")
     if cfg.neurons.overlap_k > cfg.neurons.top_k:
-        raise ConfigError(f"{src}: neurons.overlap_k ({cfg.neurons.overlap_k}) exceeds "
+        raise ConfigError(f"neurons.overlap_k ({cfg.neurons.overlap_k}) exceeds "
                           f"neurons.top_k ({cfg.neurons.top_k})", "lower overlap_k")
     iv = cfg.interventions
     # a signature holds neurons.top_k units: a larger k uses all of them (job_interventions)
     if iv.k < 1:
-        raise ConfigError(f"{src}: interventions.k ({iv.k}) must be at least 1",
+        raise ConfigError(f"interventions.k ({iv.k}) must be at least 1",
                           "set interventions.k to a positive number")
     if iv.n_controls < 1 or iv.batch_size < 1 or iv.n_random < 0:
-        raise ConfigError(f"{src}: interventions.n_controls and batch_size must be >= 1, "
+        raise ConfigError("interventions.n_controls and batch_size must be >= 1, "
                           "n_random >= 0", "set them to 1 or more (n_random: 0 or more)")
     if not 0 < cfg.label.null_percentile < 100:
-        raise ConfigError(f"{src}: label.null_percentile must be in (0, 100)", "use e.g. 95")
+        raise ConfigError("label.null_percentile must be in (0, 100)", "use e.g. 95")
     if not 0 < cfg.label.independent_quantile < 100:
-        raise ConfigError(f"{src}: label.independent_quantile must be in (0, 100)", "use e.g. 50")
+        raise ConfigError("label.independent_quantile must be in (0, 100)", "use e.g. 50")
     if not 0 < cfg.label.alpha < 1 or not 0 <= cfg.label.max_prior <= 1:
-        raise ConfigError(f"{src}: label.alpha must be in (0, 1) and label.max_prior in [0, 1]",
+        raise ConfigError("label.alpha must be in (0, 1) and label.max_prior in [0, 1]",
                           "use e.g. alpha 0.05, max_prior 0.2")
     if cfg.label.match == "partial" and not cfg.probe.partial:
-        raise ConfigError(f"{src}: label.match is partial but probe.partial is off "
+        raise ConfigError("label.match is partial but probe.partial is off "
                           "(correct_partial would be null)", "set probe.partial: true")
     unknown = [p for p in cfg.probe.protocols if p not in ("full", "typed")]
     if unknown:
-        raise ConfigError(f"{src}: unknown probe protocol {unknown[0]!r}", "use full and/or typed")
+        raise ConfigError(f"unknown probe protocol {unknown[0]!r}", "use full and/or typed")
 
 
 def to_dict(cfg: Any) -> dict:

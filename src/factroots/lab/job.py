@@ -278,20 +278,19 @@ def _train_all(cfg: RunConfig, world: lw.World, samples: dict, planted: dict,
     runs = [(f"full_seed{s}", "full", s) for s in _seeds(cfg)]
     if cfg.lab.counterfactual:
         runs.append(("counterfactual", "counterfactual", cfg.lab.seed))
-    models, logs, todo = {}, {}, []
+    models, logs, todo, tok_json = {}, {}, [], tok.to_str()
     for name, pool, seed in runs:
         sp = spec(cfg, seed)
         mfp = storage.fingerprint(LAB_VERSION, asdict(sp), _digest(pools[pool], ex_real,
                                                                    pars["full"]),
-                                  tok.to_str())
+                                  tok_json)
         mdir = models[name] = lab_dir(cfg) / "models" / mfp
         if (mdir / "config.json").is_file() and (mdir / "train_log.json").is_file():
             say(f"lab: {name}: cached model {mdir}")
             logs[name] = json.loads((mdir / "train_log.json").read_text())
         else:
             shutil.rmtree(mdir, ignore_errors=True)
-            todo.append(lt.TrainJob(name, tok.to_str(), pools[pool], ex_real, pars["full"], sp,
-                                    mdir))
+            todo.append(lt.TrainJob(name, tok_json, pools[pool], ex_real, pars["full"], sp, mdir))
     if todo:
         sp, cores = todo[0].spec, _cores()
         say(f"lab: training {', '.join(j.name for j in todo)} (hidden {sp.hidden_size}, "
