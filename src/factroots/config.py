@@ -274,6 +274,9 @@ class LabConfig:
     repeats: int = opt(8, "sentences per planted (fact, language), cycling through the templates")
     hidden_size: int = opt(128, "hidden size of the lab MLM")
     layers: int = opt(2, "encoder layers of the lab MLM")
+    ffn_width: int = opt(0, "FFN units per layer of the lab MLM (0: 4 x hidden_size)")
+    ffn_act: str = opt("gelu", "FFN activation of the lab MLM (docs/lab.md: which localises "
+                               "facts in units)", choices=("gelu", "relu"))
     vocab_size: int = opt(8000, "vocabulary size of the lab tokenizer (about)")
     seq_len: int = opt(32, "tokens per training sequence (longer real sentences are cut)")
     batch_size: int = opt(64, "sequences per training step")
@@ -498,6 +501,9 @@ def validate(cfg: RunConfig) -> None:
                         ("trace.min_count", cfg.trace.min_count)):
         if value < 1:
             raise ConfigError(f"{name} must be >= 1, got {value}", f"set {name} to 1 or more")
+    if cfg.lab.ffn_width < 0:
+        raise ConfigError(f"lab.ffn_width must be >= 0, got {cfg.lab.ffn_width}",
+                          "set lab.ffn_width to 0 (4 x hidden_size) or a unit count")
     if cfg.neurons.overlap_k > cfg.neurons.top_k:
         raise ConfigError(f"neurons.overlap_k ({cfg.neurons.overlap_k}) exceeds "
                           f"neurons.top_k ({cfg.neurons.top_k})", "lower overlap_k")

@@ -114,3 +114,14 @@ def test_a_failing_worker_fails_the_training(tmp_path: Path) -> None:
     jobs = [_job(blocked / "m", steps=5, name="a"), _job(tmp_path / "ok", steps=5, name="b")]
     with pytest.raises(OSError):
         lt.train_many(jobs, cores=2)
+
+
+def test_ffn_width_and_activation_reach_the_model() -> None:
+    """lab.ffn_width / lab.ffn_act shape the FFN (0: BERT's 4 x hidden; GELU by default)."""
+    default = lt.new_model(300, lt.TrainSpec(hidden_size=32, layers=1))
+    assert default.config.intermediate_size == 128 and default.config.hidden_act == "gelu"
+    relu = lt.new_model(300, lt.TrainSpec(hidden_size=32, layers=1, ffn_width=96, ffn_act="relu"))
+    assert relu.config.intermediate_size == 96 and relu.config.hidden_act == "relu"
+    assert relu.bert.encoder.layer[0].intermediate.dense.out_features == 96
+    x = torch.linspace(-3, 3, 7)
+    assert torch.equal(relu.bert.encoder.layer[0].intermediate.intermediate_act_fn(x), x.clamp(min=0))

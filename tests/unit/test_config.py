@@ -42,6 +42,8 @@ def test_defaults_load_and_every_field_has_help() -> None:
     ({"probe.shard": "3/2"}, "probe.shard '3/2'"),
     ({"neurons.overlap_k": 500}, "neurons.overlap_k (500) exceeds"),
     ({"probe.batch_size": 0}, "probe.batch_size must be >= 1"),
+    ({"lab.ffn_act": "tanh"}, "lab.ffn_act: 'tanh' is not one of"),
+    ({"lab.ffn_width": -1}, "lab.ffn_width must be >= 0"),
 ])
 def test_bad_values_give_one_line_error_naming_the_key(overrides: dict, needle: str) -> None:
     assert needle in error_of(overrides)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pytest
+from label_data import sigs, table
 
 from factroots import tables
 from factroots.errors import ConfigError
@@ -435,3 +436,37 @@ def test_the_seed_replicate_adds_the_next_seeds() -> None:
     assert lab_job.with_seeds(cfg, 1).lab.replicate_seeds == []
     with pytest.raises(ConfigError, match="--seeds"):
         lab_job.with_seeds(cfg, 0)
+
+
+def test_nearest_match_metrics_separate_the_fact_from_its_answer() -> None:
+    """nearest_*: is f's own signature in the other language its nearest (a tie is no match),
+    and, left out, is a same-object twin? Hand-built top-4 sets with known answers."""
+    plan, cooc, status, easy, labels = _check_inputs(False)
+    p = plan.to_pandas()
+    extra = p[p["uuid"] == "s1"].copy()
+    p = pd.concat([p, extra.assign(uuid="s2"), extra.assign(uuid="s3")], ignore_index=True)
+    plan = tables.conform("planted_facts", pa.Table.from_pandas(p, preserve_index=False))
+    sets = {("en", "t1"): [100, 101, 102, 103], ("uk", "t1"): [100, 101, 102, 103],
+            ("en", "t2"): [200, 201, 202, 203], ("uk", "t2"): [300, 301, 302, 303],
+            ("en", "s1"): [1, 2, 3, 4], ("uk", "s1"): [1, 2, 3, 7],
+            ("en", "s2"): [1, 2, 5, 6], ("uk", "s2"): [1, 2, 5, 8],
+            ("en", "s3"): [1, 2, 60, 50], ("uk", "s3"): [60, 50, 1, 62]}
+    sig = sigs([(lg, u, "P19", ids) for (lg, u), ids in sets.items()])
+    obj = {"s1": "Qcity", "s2": "Qcity"}           # s1 and s2: twins with one answer
+    facts = table("facts", [{"lang": lg, "uuid": u, "relation": "P19", "sub_label": u,
+                             "obj_label": obj.get(u, u), "sub_uri": u, "obj_uri": obj.get(u, u),
+                             "template": "[X] [Y]"} for lg, u in sets])
+    check = build_lab_check(plan, cooc, status, easy, labels, langs=CHECK_LANGS,
+                            signatures=sig, k=4, facts=facts)
+    m = {(r["lang"], r["metric"]): (r["numerator"], r["denominator"]) for r in check.to_pylist()}
+    # t1 crossed with its units; t2's uk units meet nothing in en (all tied at 0: no match)
+    assert m[("uk", "nearest_transfer_source")] == (1, 2)
+    assert m[("en", "nearest_transfer_source")] == (0, 0)
+    assert m[("all", "nearest_shared_self")] == (6, 6)
+    # uk/s1 and uk/s2 without their own en sets: the twin ties with s3 (2/6 each): no match
+    assert m[("uk", "nearest_same_answer_twin")] == (0, 2)
+    assert m[("en", "nearest_same_answer_twin")] == (2, 2)
+    assert m[("all", "nearest_same_answer_twin")] == (2, 4)
+    # without facts (objects) the metrics are not computed
+    plain = build_lab_check(plan, cooc, status, easy, labels, langs=CHECK_LANGS, signatures=sig, k=4)
+    assert "nearest_shared_self" not in set(plain.column("metric").to_pylist())

@@ -11,7 +11,7 @@ from label_data import facts, sigs, status, table
 
 from factroots.lab.lab_check import TRANSFER_CANDIDATE
 from factroots.label.easy_facts import OTHERS
-from factroots.label.fact_labels import LabelRules, build_fact_labels
+from factroots.label.fact_labels import LabelRules, _transfer_evidence, build_fact_labels
 from factroots.label.neurons import load_signatures
 from factroots.label.null import NullConfig, block_jaccard
 
@@ -253,8 +253,9 @@ def test_transfer_evidence_overlap_causal_either_none() -> None:
     # no interventions: the causal rule cannot test a source
     assert run("causal", None) == {"g2": ("unlabelled", "source_untested"),
                                    "g3": ("unlabelled", "source_untested")}
-    # lab_check scores exactly these reasons as the candidates of `transferred`
-    assert reasons == set(TRANSFER_CANDIDATE)
+    # lab_check scores exactly these reasons as the candidates of `transferred` (the
+    # inconclusive one is built in the next test)
+    assert reasons | {"source_inconclusive"} == set(TRANSFER_CANDIDATE)
     # the causal columns are filled whatever the rule
     got = _run(c["st"], c["sg"], c["fa"], easy=c["easy"], predictions=c["predictions"],
                interventions=ivs)
@@ -262,6 +263,23 @@ def test_transfer_evidence_overlap_causal_either_none() -> None:
     assert got[("uk", "g3")]["causal_shared_with"] == ["en"]
     assert (got[("uk", "g2")]["causal"], got[("uk", "g2")]["causal_reason"]) == \
         ("not_shared", "below_controls")
+
+
+def test_a_source_not_shown_shared_is_a_finding_only_with_power() -> None:
+    """J above the independence bound but not shared: inconclusive, not `no_shared_source`."""
+    ev = {"partner": np.array(["en"], dtype=object), "shared": np.array([False]),
+          "p": np.array([0.3]), "j": np.array([0.4]), "below": np.array([False])}
+    untested = ("untested", "no_interventions", [])
+    assert _transfer_evidence(ev, untested, "overlap") == ("unlabelled", "source_inconclusive")
+    ev["below"] = np.array([True])      # J at or below the bound, with a null behind it
+    assert _transfer_evidence(ev, untested, "overlap") == ("unlabelled", "no_shared_source")
+    # either: the causal test, when it ran, must say not_shared with power too
+    assert _transfer_evidence(ev, ("not_shared", "below_controls", []), "either") == \
+        ("unlabelled", "no_shared_source")
+    assert _transfer_evidence(ev, ("shared", "beats_controls", ["de"]), "either") == \
+        ("unlabelled", "source_inconclusive")
+    assert _transfer_evidence(ev, ("untested", "underpowered", []), "either") == \
+        ("unlabelled", "no_shared_source")
 
 
 def test_identical_spellings_are_recorded_per_partner() -> None:

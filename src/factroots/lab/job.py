@@ -249,6 +249,7 @@ def spec(cfg: RunConfig, seed: int) -> lt.TrainSpec:
     """The training settings of one lab model."""
     lab = cfg.lab
     return lt.TrainSpec(hidden_size=lab.hidden_size, layers=lab.layers,
+                        ffn_width=lab.ffn_width, ffn_act=lab.ffn_act,
                         vocab_size=lab.vocab_size, max_steps=lab.max_steps,
                         train_minutes=lab.train_minutes, seed=seed, batch_size=lab.batch_size,
                         seq_len=lab.seq_len, lr=lab.lr, mix=tuple(lab.mix))
@@ -453,7 +454,7 @@ def _check(work: Work) -> None:
            if all(storage.is_done(out, "signatures", lg) for lg in langs) else None)
     result = build_lab_check(have["planted_facts"], have["cooccurrence"], have["status"],
                              have["easy_facts"], have["fact_labels"], langs=langs,
-                             signatures=sig, k=cfg.neurons.overlap_k)
+                             signatures=sig, k=cfg.neurons.overlap_k, facts=have["facts"])
     for lg in (*langs, POOLED):
         work.write("lab_check", result.filter(pc.equal(result["lang"], lg)), lg,
                    config={"window": cfg.trace.window})
@@ -473,7 +474,7 @@ def _check_key(plan: Plan, lang: str) -> dict:
                 for lg in langs} for t in (*CHECK_INPUTS, "signatures")}
 
 
-CHECK_INPUTS = ("planted_facts", "cooccurrence", "status", "easy_facts", "fact_labels")
+CHECK_INPUTS = ("planted_facts", "cooccurrence", "status", "easy_facts", "fact_labels", "facts")
 CHECK = Stage("lab check", ("lab_check",), _check, LAB_VERSION,
               key=_check_key, langs=_check_langs, per_lang=False, cross_lang=True,
               settings=lambda plan: {"k": plan.cfg.neurons.overlap_k})

@@ -46,7 +46,8 @@ POOLED = "all"
 # the label stage's reasons for an absent fact with a source that passed the controls (cue,
 # sibling, prior): the candidates of `transferred` under every `label.transfer_evidence`
 TRANSFER_CANDIDATE = ("absent_with_shared_source", "absent_with_causal_source",
-                      "absent_with_source", "no_shared_source", "source_untested")
+                      "absent_with_source", "no_shared_source", "source_inconclusive",
+                      "source_untested")
 Z = 1.959963984540054  # the normal quantile of a two-sided 95 % interval
 
 
@@ -192,17 +193,80 @@ def _rows(q: pd.DataFrame, lang: str) -> list:
     return rows
 
 
+def _top_sets(signatures: pa.Table | None, k: int) -> dict[tuple[str, str], frozenset]:
+    """(lang, uuid) -> the fact's first ``k`` neuron ids (facts with an empty list left out)."""
+    if signatures is None:
+        return {}
+    sig = signatures.select(["lang", "uuid", "neuron_ids"]).to_pylist()
+    return {(r["lang"], r["uuid"]): frozenset((r["neuron_ids"] or [])[:k]) for r in sig
+            if r["neuron_ids"]}
+
+
+def _nearest(fb: frozenset, pool: dict[str, frozenset]) -> str | None:
+    """The uuid of ``pool`` whose set has the largest Jaccard with ``fb`` (None on a tie)."""
+    js = sorted(((len(fb & s) / len(fb | s), u) for u, s in pool.items()), reverse=True)
+    if not js or (len(js) > 1 and js[0][0] == js[1][0]):
+        return None
+    return js[0][1]
+
+
+def _nearest_pairs(d: pd.DataFrame, top: dict, objects: dict) -> pd.DataFrame:
+    """Per (fact f in B, language A): is f's nearest A signature f itself?
+
+    Rows of three kinds: ``transfer`` (a true transfer into B, A its source), ``shared`` (a
+    `shared` fact, A every other lab language) and ``same_answer`` (a `shared` fact with a
+    same-object twin in A: with f's own A signature left out, is the nearest a twin?). The last
+    is what the answer alone gives: a transfer fact's object is unique, so its own nearest
+    match cannot be told from its answer's.
+    """
+    langs = sorted(set(d["lang"]))
+    pools: dict[tuple[str, str], dict[str, frozenset]] = {}
+    for lg, u, r in zip(d["lang"], d["uuid"], d["relation"]):
+        if (lg, u) in top:
+            pools.setdefault((lg, r), {})[u] = top[(lg, u)]
+    out = []
+    todo = d[(d["group"] == "shared") | ((d["group"] == "transfer") & d["truth_transferred"])]
+    for b, u, r, g, src in zip(todo["lang"], todo["uuid"], todo["relation"], todo["group"],
+                               todo["source_lang"]):
+        fb = top.get((b, u))
+        for a in ([src] if g == "transfer" else [lg for lg in langs if lg != b]):
+            pool = pools.get((a, r), {})
+            if fb is None or u not in pool:
+                continue
+            out.append((b, g, _nearest(fb, pool) == u))
+            twins = {h for h in pool if h != u and objects.get((a, h)) == objects.get((b, u))}
+            if g == "shared" and twins:
+                rest = {h: s for h, s in pool.items() if h != u}
+                out.append((b, "same_answer", _nearest(fb, rest) in twins))
+    return pd.DataFrame(out, columns=["lang", "kind", "hit"])
+
+
+def _nearest_rows(rows: list, pairs: pd.DataFrame, lang: str) -> None:
+    for kind, name in (("transfer", "nearest_transfer_source"), ("shared", "nearest_shared_self"),
+                       ("same_answer", "nearest_same_answer_twin")):
+        hit = pairs.loc[pairs["kind"] == kind, "hit"]
+        _metric(rows, lang, name, int(hit.sum()), len(hit))
+
+
 def build_lab_check(plan: pa.Table, cooc: pa.Table, status: pa.Table, easy: pa.Table,
                     labels: pa.Table, *, langs: list[str], signatures: pa.Table | None = None,
-                    k: int = 50) -> pa.Table:
+                    k: int = 50, facts: pa.Table | None = None) -> pa.Table:
     """Return the `lab_check` table: one row per (lab language or ``all``, metric).
 
     ``signatures`` (optional) and ``k``: the top-k neurons the detector's written units are
-    looked for in (the overlap's k).
+    looked for in (the overlap's k); with ``facts`` too (their objects), the nearest-match
+    metrics of `_nearest_pairs`.
     """
     d = _frame(plan, cooc, status, easy, labels, signatures, k)
     d = d[d["lang"].isin(langs)].copy()
     rows = [r for lg in langs for r in _rows(d[d["lang"] == lg], lg)] + _rows(d, POOLED)
+    if signatures is not None and facts is not None:
+        f = facts.select(["lang", "uuid", "obj_uri"]).to_pylist()
+        pairs = _nearest_pairs(d, _top_sets(signatures, k),
+                               {(r["lang"], r["uuid"]): r["obj_uri"] for r in f})
+        for lg in (*langs, POOLED):
+            part = pairs if lg == POOLED else pairs[pairs["lang"] == lg]
+            _nearest_rows(rows, part, lg)
     cols = ["lang", "metric", "value", "numerator", "denominator", "ci_low", "ci_high"]
     df = pd.DataFrame(rows, columns=cols)
     return tables.conform("lab_check", pa.Table.from_pandas(df, preserve_index=False))

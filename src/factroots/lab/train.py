@@ -52,6 +52,8 @@ class TrainSpec:
 
     hidden_size: int = 128
     layers: int = 2
+    ffn_width: int = 0      # 0: 4 x hidden_size (BERT's ratio)
+    ffn_act: str = "gelu"
     vocab_size: int = 8000
     max_steps: int = 3000
     train_minutes: float = 4.0
@@ -173,7 +175,8 @@ def new_model(vocab: int, spec: TrainSpec):  # type: ignore[no-untyped-def]
     heads = max(1, spec.hidden_size // 64)
     conf = BertConfig(vocab_size=vocab, hidden_size=spec.hidden_size,
                       num_hidden_layers=spec.layers, num_attention_heads=heads,
-                      intermediate_size=4 * spec.hidden_size, max_position_embeddings=256,
+                      intermediate_size=spec.ffn_width or 4 * spec.hidden_size,
+                      hidden_act=spec.ffn_act, max_position_embeddings=256,
                       type_vocab_size=2, hidden_dropout_prob=0.0,
                       attention_probs_dropout_prob=0.0, pad_token_id=PAD)
     return BertForMaskedLM(conf)

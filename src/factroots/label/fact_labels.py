@@ -184,7 +184,14 @@ def _transfer_evidence(ev: dict, causal: tuple[str, str, list[str]],
     causal_tested = use_causal and causal[0] != "untested"
     if not (overlap_tested or causal_tested):
         return UNLABELLED, "source_untested"
-    return UNLABELLED, "no_shared_source"
+    # "not shown shared" is a finding only where the test had power: every source's J at or
+    # below the independence bound, and a causal verdict (if asked and run) of not_shared
+    withj = ~np.isnan(ev["j"].astype(float))
+    overlap_no = not overlap_tested or bool(ev["below"][withj].all())
+    causal_no = not causal_tested or causal[0] == "not_shared"
+    if overlap_no and causal_no:
+        return UNLABELLED, "no_shared_source"
+    return UNLABELLED, "source_inconclusive"
 
 
 def _correct_rows(status: pa.Table) -> tuple[pd.DataFrame, pd.DataFrame]:
