@@ -21,7 +21,10 @@ denominator (NaN when the denominator is 0) with a 95 % Wilson interval:
   language for ``detector_shared``, disjoint units for ``detector_independent``): how many the
   probe answers, how many of the written units the fact's signature (top ``k``) finds, and the
   overlap labels and the causal verdict against the written truth;
-- easy facts: each category among absent-and-correct facts against the plan's category.
+- easy facts: each category among absent-and-correct facts against the plan's category;
+- nearest matches (with ``facts``): how often a fact's own signature in another language is its
+  nearest, for true transfers and `shared` facts, against how often a different fact with the
+  same answer is (`_nearest_pairs`): the answer's share of what the overlap evidence sees.
 """
 
 from __future__ import annotations
@@ -225,7 +228,8 @@ def _nearest_pairs(d: pd.DataFrame, top: dict, objects: dict) -> pd.DataFrame:
         if (lg, u) in top:
             pools.setdefault((lg, r), {})[u] = top[(lg, u)]
     out = []
-    todo = d[(d["group"] == "shared") | ((d["group"] == "transfer") & d["truth_transferred"])]
+    truth = d["truth_transferred"].astype("boolean").fillna(False).astype(bool)
+    todo = d[(d["group"] == "shared") | ((d["group"] == "transfer") & truth)]
     for b, u, r, g, src in zip(todo["lang"], todo["uuid"], todo["relation"], todo["group"],
                                todo["source_lang"]):
         fb = top.get((b, u))
