@@ -315,10 +315,15 @@ def _check_inputs(causal: bool) -> tuple[pa.Table, ...]:
             conv("easy_facts", easy), conv("fact_labels", labels))
 
 
+def _counts(check: pa.Table) -> dict[tuple[str, str], tuple[int, int]]:
+    """(lang, metric) -> (numerator, denominator) of a `lab_check` table."""
+    return {(r["lang"], r["metric"]): (r["numerator"], r["denominator"]) for r in check.to_pylist()}
+
+
 def _metrics(causal: bool) -> dict[tuple[str, str], tuple[int, int]]:
     check = build_lab_check(*_check_inputs(causal), langs=CHECK_LANGS)
     tables.check("lab_check", check)
-    return {(r["lang"], r["metric"]): (r["numerator"], r["denominator"]) for r in check.to_pylist()}
+    return _counts(check)
 
 
 def test_lab_check_scores_labels_against_the_counterfactual_and_the_construction() -> None:
@@ -354,7 +359,7 @@ def test_lab_check_scores_each_kind_of_transfer_evidence() -> None:
         df.at[i, "shared_with"], df.at[i, "causal_shared_with"] = shared, causal
     labels = tables.conform("fact_labels", pa.Table.from_pandas(df, preserve_index=False))
     check = build_lab_check(plan, cooc, status, easy, labels, langs=CHECK_LANGS)
-    m = {(r["lang"], r["metric"]): (r["numerator"], r["denominator"]) for r in check.to_pylist()}
+    m = _counts(check)
     assert m[("all", "transferred_any_source_precision")] == (2, 2)
     assert m[("all", "transferred_any_source_recall")] == (2, 2)
     assert m[("all", "transferred_overlap_precision")] == (1, 1)
@@ -413,7 +418,7 @@ def test_lab_check_scores_the_detector_against_the_written_units() -> None:
                     "neuron_ids": [[1, 2, 9, 3], [4, 1, 2, 3], [5, 9, 6], [9, 8, 10]]})
     check = build_lab_check(plan2, frames["cooccurrence"], frames["status"], easy, labels2,
                             langs=CHECK_LANGS, signatures=sig, k=3)
-    m = {(r["lang"], r["metric"]): (r["numerator"], r["denominator"]) for r in check.to_pylist()}
+    m = _counts(check)
     # top-3 finds 1,2 of 4 (en d1), 4,1,2 of 4 (uk d1), 5,6 of 2 (en d2), 8 of 2 (uk d2)
     assert m[("all", "detector_units_in_signature")] == (2 + 3 + 2 + 1, 12)
     assert m[("all", "p1_detector")] == (4, 4)
@@ -458,7 +463,7 @@ def test_nearest_match_metrics_separate_the_fact_from_its_answer() -> None:
                              "template": "[X] [Y]"} for lg, u in sets])
     check = build_lab_check(plan, cooc, status, easy, labels, langs=CHECK_LANGS,
                             signatures=sig, k=4, facts=facts)
-    m = {(r["lang"], r["metric"]): (r["numerator"], r["denominator"]) for r in check.to_pylist()}
+    m = _counts(check)
     # t1 crossed with its units; t2's uk units meet nothing in en (all tied at 0: no match)
     assert m[("uk", "nearest_transfer_source")] == (1, 2)
     assert m[("en", "nearest_transfer_source")] == (0, 0)
