@@ -66,7 +66,7 @@ def wilson(num: int, den: int, z: float = Z) -> tuple[float, float]:
 
 
 def _frame(plan: pa.Table, cooc: pa.Table, status: pa.Table, easy: pa.Table,
-           labels: pa.Table, signatures: pa.Table | None, k: int) -> pd.DataFrame:
+           labels: pa.Table, top: dict[tuple[str, str], frozenset]) -> pd.DataFrame:
     """One row per (lang, uuid) of the plan with trace, probe and label columns joined."""
     p = plan.to_pandas()
     c = cooc.select(["lang", "uuid", "present", "cooc_sentence"]).to_pandas()
@@ -86,16 +86,11 @@ def _frame(plan: pa.Table, cooc: pa.Table, status: pa.Table, easy: pa.Table,
     d["candidate"] = d["reason"].isin(TRANSFER_CANDIDATE)
     d["overlap_source"] = _meets(d["shared_with"], d["source_langs"])
     d["causal_source"] = _meets(d["causal_shared_with"], d["source_langs"])
-    top: dict = {}
-    if signatures is not None:
-        sig = signatures.select(["lang", "uuid", "neuron_ids"]).to_pylist()
-        top = {(r["lang"], r["uuid"]): set((r["neuron_ids"] or [])[:k]) for r in sig}
     written = d["detector_neurons"] if "detector_neurons" in d else [[]] * len(d)
     d["n_written"] = [len(w) if w is not None else 0 for w in written]
     d["n_found"] = [len(set(w if w is not None else []) & top.get((lg, u), set()))
                     for w, lg, u in zip(written, d["lang"], d["uuid"])]
-    d["has_signature"] = [(lg, u) in top and bool(top[(lg, u)])
-                          for lg, u in zip(d["lang"], d["uuid"])]
+    d["has_signature"] = [(lg, u) in top for lg, u in zip(d["lang"], d["uuid"])]
     return d
 
 
@@ -238,9 +233,11 @@ def _nearest_pairs(d: pd.DataFrame, top: dict, objects: dict) -> pd.DataFrame:
             if fb is None or u not in pool:
                 continue
             out.append((b, g, _nearest(fb, pool) == u))
-            twins = {h for h in pool if h != u and objects.get((a, h)) == objects.get((b, u))}
-            if g == "shared" and twins:
-                rest = {h: s for h, s in pool.items() if h != u}
+            if g != "shared":
+                continue
+            rest = {h: s for h, s in pool.items() if h != u}
+            twins = {h for h in rest if objects.get((a, h)) == objects.get((b, u))}
+            if twins:
                 out.append((b, "same_answer", _nearest(fb, rest) in twins))
     return pd.DataFrame(out, columns=["lang", "kind", "hit"])
 
@@ -261,13 +258,13 @@ def build_lab_check(plan: pa.Table, cooc: pa.Table, status: pa.Table, easy: pa.T
     looked for in (the overlap's k); with ``facts`` too (their objects), the nearest-match
     metrics of `_nearest_pairs`.
     """
-    d = _frame(plan, cooc, status, easy, labels, signatures, k)
+    top = _top_sets(signatures, k)
+    d = _frame(plan, cooc, status, easy, labels, top)
     d = d[d["lang"].isin(langs)].copy()
     rows = [r for lg in langs for r in _rows(d[d["lang"] == lg], lg)] + _rows(d, POOLED)
     if signatures is not None and facts is not None:
         f = facts.select(["lang", "uuid", "obj_uri"]).to_pylist()
-        pairs = _nearest_pairs(d, _top_sets(signatures, k),
-                               {(r["lang"], r["uuid"]): r["obj_uri"] for r in f})
+        pairs = _nearest_pairs(d, top, {(r["lang"], r["uuid"]): r["obj_uri"] for r in f})
         for lg in (*langs, POOLED):
             part = pairs if lg == POOLED else pairs[pairs["lang"] == lg]
             _nearest_rows(rows, part, lg)
