@@ -40,15 +40,15 @@ def common(fn: Callable) -> Callable:
     def wrapper(conf, out, langs, relations, sets, dry_run, **kwargs):
         overrides: dict[str, Any] = {"out": out, "langs": _split(langs),
                                      "relations": _split(relations)}
-        for item in sets:
-            key, value = parse_set(item)
-            overrides[key] = value
+        set_values = dict(parse_set(item) for item in sets)
         for key in list(kwargs):
             if key.startswith("o_"):
                 value = kwargs.pop(key)
-                if value is not None:
-                    overrides[key[2:].replace("__", ".")] = value
-        cfg = load_config(conf, overrides)
+                if value is not None:  # an option beats a --set of the same key
+                    name = key[2:].replace("__", ".")
+                    overrides[name] = value
+                    set_values.pop(name, None)
+        cfg = load_config(conf, overrides, set_values)
         if dry_run:
             click.echo(json.dumps(to_dict(cfg), indent=2))
             return

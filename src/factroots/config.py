@@ -431,8 +431,11 @@ def parse_set(item: str) -> tuple[str, Any]:
     return key, parse_yaml(raw, f"--set {key}")
 
 
-def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> RunConfig:
-    """Load a YAML preset (or the defaults), apply dotted ``overrides``, validate, return it."""
+def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None,
+                sets: Mapping[str, Any] | None = None) -> RunConfig:
+    """Load a YAML preset (or the defaults), apply dotted ``overrides`` (None: not given, as an
+    unset command-line option) and then ``sets`` (``--set``: applied as given, so an empty
+    value is YAML null and must suit the key's type), validate, return it."""
     data: dict = {}
     src = "defaults"
     if path is not None:
@@ -447,8 +450,8 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
                               "write the preset as `key: value` lines")
         data.setdefault("base_dir", str(p.resolve().parent.parent if p.resolve().parent.name == "conf"
                                         else p.resolve().parent))
-    out_in_preset = "out" in data and (overrides or {}).get("out") is None
-    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    given = {k: v for k, v in (overrides or {}).items() if v is not None} | dict(sets or {})
+    out_in_preset = "out" in data and given.get("out") is None
     merged = copy.deepcopy(data)
     try:
         for k, v in given.items():

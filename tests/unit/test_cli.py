@@ -73,6 +73,8 @@ def test_facts_relations_and_mlama_dir_options(tmp_path: Path) -> None:
     (("--relations", "P9999"), "relation P9999 is unknown"),
     (("--set", "probe.device=tpu"), "probe.device: 'tpu' is not one of"),
     (("--set", "nope=1"), "unknown config key nope"),
+    (("--set", "lab.ffn_width="), "lab.ffn_width: expected int, got None"),   # a key, no value
+    (("--set", "probe.batch_size="), "probe.batch_size: expected int, got None"),
     (("--conf", "missing.yaml"), "missing.yaml"),
 ])
 def test_errors_are_clean_one_liners(tmp_path: Path, args: tuple, needle: str) -> None:
@@ -91,6 +93,19 @@ def test_dry_run_prints_the_resolved_config_and_writes_nothing(tmp_path: Path) -
     assert cfg["langs"] == ["en", "uk"] and cfg["probe"]["batch_size"] == 8
     assert cfg["facts"]["mlama_dir"] == "somewhere"
     assert not (tmp_path / "o").exists()
+
+
+def test_an_empty_set_value_is_null_and_an_option_beats_a_set(tmp_path: Path) -> None:
+    """--set KEY= is YAML null: an optional key is reset, not silently left as it was."""
+    preset = tmp_path / "run.yaml"
+    preset.write_text("trace:\n  chunk_tokenizer: x\n", encoding="utf-8")
+    res = invoke("facts", "--conf", str(preset), "--out", str(tmp_path / "o"),
+                 "--set", "trace.chunk_tokenizer=", "--set", "facts.mlama_dir=a",
+                 "--mlama-dir", "b", "--dry-run")
+    assert res.exit_code == 0, res.output
+    cfg = json.loads(res.output)
+    assert cfg["trace"]["chunk_tokenizer"] is None and cfg["facts"]["mlama_dir"] == "b"
+    assert cfg["out"] == str(tmp_path / "o")
 
 
 def test_config_verb_lists_keys_with_help() -> None:
