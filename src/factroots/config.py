@@ -227,12 +227,14 @@ class LabelConfig:
                                              "(partner_identical) or exclude them from the "
                                              "tests (neither shared nor independent)",
                                    ("record", "exclude"))
-    transfer_evidence: str = opt("overlap", "the neuron evidence transferred needs that the "
-                                            "fact is shared with at least one source language: "
-                                            "overlap (its L signature shared under the shared "
-                                            "rule, corrected), causal (the interventions' "
-                                            "verdict: its L units carry it in a source), either "
-                                            "of the two, or none (a source suffices)",
+    transfer_evidence: str = opt("none", "the neuron evidence transferred needs that the "
+                                         "fact is shared with at least one source language: "
+                                         "none (a source that passes the cue, sibling and "
+                                         "prior controls suffices; the lab's counterfactual "
+                                         "truth backs it, docs/lab.md), overlap (its L "
+                                         "signature shared under the shared rule, corrected), "
+                                         "causal (the interventions' verdict: its L units "
+                                         "carry it in a source) or either of the two",
                                  ("overlap", "causal", "either", "none"))
 
 

@@ -97,7 +97,9 @@ def test_fact_correct_in_one_language_only(labels: dict) -> None:
 def test_transferred_with_ranked_sources(labels: dict) -> None:
     r = labels[("de", "f4")]
     assert r["label"] == "transferred" and r["status"] == 2
-    assert r["reason"] == "absent_with_source" and r["sibling_in_lang"] is None
+    # the rule needs no neuron evidence, and the reason says the overlap shows en sharing it
+    assert r["reason"] == "absent_with_shared_source" and r["sibling_in_lang"] is None
+    assert "en" in r["shared_with"]
     assert r["source_langs"] == ["en", "fr"]
     assert r["partner_jaccard"] == pytest.approx([3 / 5, 1 / 7])
 

@@ -9,6 +9,7 @@ import pyarrow as pa
 import pytest
 from label_data import facts, sigs, status, table
 
+from factroots.config import RunConfig
 from factroots.lab.lab_check import TRANSFER_CANDIDATE
 from factroots.label.easy_facts import OTHERS
 from factroots.label.fact_labels import LabelRules, _transfer_evidence, build_fact_labels
@@ -201,7 +202,8 @@ def _transfer_case() -> dict:
 
 def test_transfer_controls() -> None:
     c = _transfer_case()
-    got = _run(c["st"], c["sg"], c["fa"], easy=c["easy"], predictions=c["predictions"])
+    got = _run(c["st"], c["sg"], c["fa"], easy=c["easy"], predictions=c["predictions"],
+               rules=LabelRules(transfer_evidence="overlap"))
     sib = got[("uk", "g0")]
     assert sib["sibling_in_lang"] is True
     assert (sib["label"], sib["reason"]) == ("explained_within_language", "sibling_in_lang")
@@ -219,6 +221,21 @@ def test_transfer_controls() -> None:
     assert loose[("uk", "g3")]["label"] == "transferred"
     assert loose[("uk", "g3")]["reason"] == "absent_with_source"
     assert loose[("uk", "g1")]["label"] == "transferred"       # 0.34 is under a 0.5 prior
+
+
+def test_default_transfer_needs_a_source_past_the_controls_not_neurons() -> None:
+    """The default (`none`): the controls still decide; the reason says what the neurons showed."""
+    assert LabelRules().transfer_evidence == "none"
+    assert RunConfig().label.transfer_evidence == "none"
+    c = _transfer_case()
+    got = _run(c["st"], c["sg"], c["fa"], easy=c["easy"], predictions=c["predictions"])
+    assert got[("uk", "g0")]["label"] == "explained_within_language"
+    assert got[("uk", "g1")]["label"] == "prior_explained"
+    assert (got[("uk", "g2")]["label"], got[("uk", "g2")]["reason"]) == \
+        ("transferred", "absent_with_shared_source")          # the overlap shows en sharing it
+    assert (got[("uk", "g3")]["label"], got[("uk", "g3")]["reason"]) == \
+        ("transferred", "absent_with_source")                 # not shown: still transferred
+    assert got[("uk", "g3")]["shared_with"] == [] and got[("uk", "g3")]["source_langs"] == ["en"]
 
 
 def _ablations(rows: list[tuple[str, str, str, float]]) -> pa.Table:
@@ -248,8 +265,11 @@ def test_transfer_evidence_overlap_causal_either_none() -> None:
                              "g3": ("transferred", "absent_with_causal_source")}
     assert run("either") == {"g2": ("transferred", "absent_with_shared_source"),
                              "g3": ("transferred", "absent_with_causal_source")}
-    assert run("none") == {"g2": ("transferred", "absent_with_source"),
-                           "g3": ("transferred", "absent_with_source")}
+    # none: both transferred; the reason names the evidence that showed a shared source
+    assert run("none") == {"g2": ("transferred", "absent_with_shared_source"),
+                           "g3": ("transferred", "absent_with_causal_source")}
+    assert run("none", None) == {"g2": ("transferred", "absent_with_shared_source"),
+                                 "g3": ("transferred", "absent_with_source")}
     # no interventions: the causal rule cannot test a source
     assert run("causal", None) == {"g2": ("unlabelled", "source_untested"),
                                    "g3": ("unlabelled", "source_untested")}

@@ -12,7 +12,7 @@ from label_data import build_run, facts, write
 
 from factroots.config import load_config
 from factroots.label import job as label_job
-from factroots.report import figures, results
+from factroots.report import figures, report, results
 from factroots.report import job as report_job
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,6 +70,26 @@ def test_report_files(run_dir: Path) -> None:
     assert figs == sorted(f"{n}.png" for n in figures.FIGURES if n != "lab_check")  # no lab
     html = (run_dir / "report" / "report.html").read_text()
     assert html.count("data:image/png;base64,") == len(figs) and "<table>" in html
+
+
+def test_report_says_what_transferred_asked_of_the_neurons(run_dir: Path) -> None:
+    res = results.load_results(run_dir)
+    assert results.transfer_rule(res) == "none"           # the default, as the label stage ran
+    fl = res.get("fact_labels").copy()
+    fl.loc[fl["uuid"] == "a", ["label", "reason"]] = ["transferred", "absent_with_source"]
+    fl.loc[fl["uuid"] == "c", ["label", "reason"]] = ["transferred", "absent_with_shared_source"]
+    res.tables["fact_labels"] = fl
+    res.manifests["fact_labels"] = {"de": {"config": {"label": {"transfer_evidence": "overlap"}}}}
+    assert results.transfer_rule(res) == "overlap"
+    tr = results.transferred_table(res).set_index(["lang", "reason"])["facts"].to_dict()
+    assert tr == {("de", "absent_with_source"): 1, ("de", "absent_with_shared_source"): 1,
+                  ("en", "absent_with_source"): 1, ("fr", "absent_with_source"): 1}
+    text = " ".join(str(b[1]) for b in report.label_blocks(res, {}))
+    assert "its L signature shared with a source" in text
+    assert "Transferred facts by the neuron evidence" in text
+    res.manifests = {}
+    assert "the neuron evidence is unrecorded" in " ".join(
+        str(b[1]) for b in report.label_blocks(res, {}))
 
 
 def test_report_degrades_without_stages(tmp_path: Path) -> None:

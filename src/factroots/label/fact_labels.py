@@ -13,10 +13,12 @@ One row per correctly predicted (lang, uuid), with our operational definitions (
 - ``cue_explained``: absent (status 2) and an easy fact; ``explained_within_language``: absent
   with a status-3 sibling in L (same relation, same object); ``prior_explained``: absent, and
   the answer is given to more than ``max_prior`` of L's other prompts of the relation;
-- ``transferred``: absent, none of those, present & correct elsewhere and, by
-  ``label.transfer_evidence``, shared with at least one such source language: under the shared
-  rule (``overlap``, the default), by the causal verdict of `interventions` (``causal``: the
-  fact's L units carry it in a source), by ``either``, or without neuron evidence (``none``);
+- ``transferred``: absent, none of those, present & correct elsewhere (a source language)
+  and, by ``label.transfer_evidence``: nothing more (``none``, the default: the lab's
+  counterfactual truth backs it, docs/lab.md), or shared with at least one source under the
+  shared rule (``overlap``), by the causal verdict of `interventions` (``causal``: the fact's L
+  units carry it in a source), or by ``either``; the reason says which neuron evidence, if any,
+  shows a source sharing the fact, whatever the rule;
 - ``unlabelled`` with a reason when none applies: never forced into a class.
 ``source_langs`` ranks the sources by the fact's Jaccard, then the pair's mean overlap.
 """
@@ -75,7 +77,7 @@ class LabelRules:
     correction: str = "holm"
     alpha: float = 0.05
     max_prior: float = 0.2
-    transfer_evidence: str = "overlap"
+    transfer_evidence: str = "none"
     protocol: str = "full"
     identical_spellings: str = "record"
 
@@ -172,13 +174,18 @@ def _decide_absent(ev: dict, category: str | None, sibling: bool | None,
 def _transfer_evidence(ev: dict, causal: tuple[str, str, list[str]],
                        rule: str) -> tuple[str, str]:
     """(label, reason) of an absent fact with sources, from the neuron evidence ``rule`` asks."""
-    if rule == "none":
-        return TRANSFERRED, "absent_with_source"
-    use_overlap, use_causal = rule in ("overlap", "either"), rule in ("causal", "either")
-    if use_overlap and ev["shared"].any():
-        return TRANSFERRED, "absent_with_shared_source"
+    shown_overlap = bool(ev["shared"].any())
     # the causal verdict's shared partners that are sources (status 3 there)
-    if use_causal and set(causal[2]) & set(ev["partner"].tolist()):
+    shown_causal = bool(set(causal[2]) & set(ev["partner"].tolist()))
+    if rule == "none":
+        # the label needs no neuron evidence; the reason still says what it showed
+        return TRANSFERRED, ("absent_with_shared_source" if shown_overlap else
+                             "absent_with_causal_source" if shown_causal else
+                             "absent_with_source")
+    use_overlap, use_causal = rule in ("overlap", "either"), rule in ("causal", "either")
+    if use_overlap and shown_overlap:
+        return TRANSFERRED, "absent_with_shared_source"
+    if use_causal and shown_causal:
         return TRANSFERRED, "absent_with_causal_source"
     overlap_tested = use_overlap and not np.isnan(ev["p"].astype(float)).all()
     causal_tested = use_causal and causal[0] != "untested"

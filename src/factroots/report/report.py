@@ -220,12 +220,23 @@ def corpus_blocks(res: R.Results, figs: dict) -> list[Block]:
     return blocks + [("table", shown)] + _img(figs, "p1_vs_corpus", "P@1 against corpus size")
 
 
+# what `transferred` asks of the neurons, by `label.transfer_evidence`
+_TRANSFER_RULE = {
+    "none": "no neuron evidence is required (the lab's counterfactual truth backs the source "
+            "and its controls; the overlap misses most true transfers: docs/lab.md)",
+    "overlap": "and its L signature shared with a source under the shared rule",
+    "causal": "and the causal test shows its L units carrying it in a source",
+    "either": "and the overlap or the causal test shows a source sharing it",
+}
+
+
 def label_blocks(res: R.Results, figs: dict) -> list[Block]:
     """Label counts and shares with 95 % intervals, per pair and relation, unlabelled reasons."""
     t = R.label_table(res)
     blocks: list[Block] = [("h2", "Transferred, shared, independent")]
     if t.empty:
         return blocks + [("note", "No fact_labels: run the label stage (or no correct facts).")]
+    rule = _TRANSFER_RULE.get(R.transfer_rule(res) or "", "the neuron evidence is unrecorded")
     blocks.append(("p", "Our operational definitions are in docs/labels.md. Shared with L′: the "
                         "fact's top-k Jaccard beats its own same-object and different-object "
                         "strata (other facts of its relation) and its p-value, corrected over "
@@ -233,8 +244,16 @@ def label_blocks(res: R.Results, figs: dict) -> list[Block]:
                         "different-object stratum's lower bound for every partner, with enough "
                         "null values; otherwise unlabelled (inconclusive). Transferred: absent "
                         "in L, not an easy fact, no sibling of the same object in L, not a "
-                        "popular answer (prior), shared with a source language."))
+                        "popular answer (prior), correct in a source language where it is "
+                        f"present; {rule}."))
     blocks.append(("table", t))
+    tr = R.transferred_table(res)
+    if len(tr):
+        blocks += [("p", "Transferred facts by the neuron evidence that shows a source sharing "
+                         "them (absent_with_shared_source: the overlap test; "
+                         "absent_with_causal_source: the causal test; absent_with_source: "
+                         "neither shows it, which in the lab is most true transfers, "
+                         "docs/lab.md):"), ("table", tr)]
     fl = res.get("fact_labels")
     shares = R.bootstrap_shares(fl, "label", R.LABEL_ORDER)
     if len(shares):
