@@ -81,7 +81,7 @@ def test_report_says_what_transferred_asked_of_the_neurons(run_dir: Path) -> Non
     res.tables["fact_labels"] = fl
     res.manifests["fact_labels"] = {"de": {"config": {"label": {"transfer_evidence": "overlap"}}}}
     assert results.transfer_rule(res) == "overlap"
-    tr = results.transferred_table(res).set_index(["lang", "reason"])["facts"].to_dict()
+    tr = results.reasons_table(res, "transferred").set_index(["lang", "reason"])["facts"].to_dict()
     assert tr == {("de", "absent_with_source"): 1, ("de", "absent_with_shared_source"): 1,
                   ("en", "absent_with_source"): 1, ("fr", "absent_with_source"): 1}
     text = " ".join(str(b[1]) for b in report.label_blocks(res, {}))

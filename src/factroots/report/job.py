@@ -14,28 +14,20 @@ from factroots.config import RunConfig
 from factroots.report.figures import write_figures
 from factroots.report.paper import reference_p1
 from factroots.report.report import build_report
-from factroots.report.results import Results, load_results
+from factroots.report.results import Results, load_results, recorded
 
 log = logging.getLogger(__name__)
 
 
-def _recorded(res: Results, table: str, section: str) -> dict:
-    """The config section recorded by the first manifest of ``table`` (the config that built it)."""
-    for m in res.manifests.get(table, {}).values():
-        if (m.get("config") or {}).get(section):
-            return m["config"][section]
-    return {}
-
-
 def describe_run(res: Results, cfg: RunConfig) -> dict:
     """What was run, as recorded in the manifests (falling back to the current config)."""
-    probe = _recorded(res, "predictions", "probe") or {"model": cfg.probe.model}
-    trace = _recorded(res, "status", "trace") or {}
+    probe = recorded(res, "predictions", "probe") or {"model": cfg.probe.model}
+    trace = recorded(res, "status", "trace") or {}
     presence = {}
     for m in res.manifests.get("status", {}).values():
         presence = (m.get("inputs") or {}).get("presence") or presence
-    label = _recorded(res, "fact_labels", "label") or {}
-    neurons = _recorded(res, "fact_labels", "neurons") or {}
+    label = recorded(res, "fact_labels", "label") or {}
+    neurons = recorded(res, "fact_labels", "neurons") or {}
     traced = sorted(res.manifests.get("status", {}))
     dumps = trace.get("dumps") or {}
     return {

@@ -247,7 +247,7 @@ def label_blocks(res: R.Results, figs: dict) -> list[Block]:
                         "popular answer (prior), correct in a source language where it is "
                         f"present; {rule}."))
     blocks.append(("table", t))
-    tr = R.transferred_table(res)
+    tr = R.reasons_table(res, "transferred")
     if len(tr):
         blocks += [("p", "Transferred facts by the neuron evidence that shows a source sharing "
                          "them (absent_with_shared_source: the overlap test; "
@@ -276,10 +276,9 @@ def label_blocks(res: R.Results, figs: dict) -> list[Block]:
     if len(rel):
         blocks += [("p", "Per relation (all tested fact-partner pairs): one relation should not "
                          "carry the shared labels."), ("table", rel)]
-    why = fl[fl["label"] == "unlabelled"].groupby(["lang", "reason"]).size()
+    why = R.reasons_table(res, "unlabelled")
     if len(why):
-        blocks += [("p", "Why facts stay unlabelled:"),
-                   ("table", why.rename("facts").reset_index())]
+        blocks += [("p", "Why facts stay unlabelled:"), ("table", why)]
     return blocks + _img(figs, "labels", "Label proportions per language")
 
 

@@ -138,35 +138,34 @@ def _lcomb(n: int, r: np.ndarray) -> np.ndarray:
     return np.array([lgamma(n + 1) - lgamma(x + 1) - lgamma(n - x + 1) for x in np.atleast_1d(r)])
 
 
-def _label_setting(res: Results, section: str, key: str) -> object:
-    """A setting recorded by the label stage's manifests (the config that built fact_labels)."""
-    for m in res.manifests.get("fact_labels", {}).values():
-        v = ((m.get("config") or {}).get(section) or {}).get(key)
-        if v is not None:
-            return v
-    return None
+def recorded(res: Results, table: str, section: str) -> dict:
+    """The config section recorded by the first manifest of ``table`` (the config that built it)."""
+    for m in res.manifests.get(table, {}).values():
+        if (m.get("config") or {}).get(section):
+            return m["config"][section]
+    return {}
 
 
 def transfer_rule(res: Results) -> str | None:
     """The `label.transfer_evidence` that built fact_labels (None where unrecorded)."""
-    rule = _label_setting(res, "label", "transfer_evidence")
+    rule = recorded(res, "fact_labels", "label").get("transfer_evidence")
     return None if rule is None else str(rule)
 
 
-def transferred_table(res: Results) -> pd.DataFrame:
-    """`transferred` facts per language by reason: which neuron evidence shows a shared source."""
+def reasons_table(res: Results, label: str) -> pd.DataFrame:
+    """Facts per language and reason under one label of fact_labels."""
     fl = res.get("fact_labels")
     if fl is None or not len(fl):
         return pd.DataFrame(columns=["lang", "reason", "facts"])
-    tr = fl[fl["label"] == "transferred"]
-    return tr.groupby(["lang", "reason"]).size().rename("facts").reset_index()
+    return (fl[fl["label"] == label].groupby(["lang", "reason"]).size().rename("facts")
+            .reset_index())
 
 
 def label_k(res: Results) -> int | None:
     """The top-k of the fact-level Jaccards (neurons.overlap_k recorded by the label stage)."""
-    k = _label_setting(res, "neurons", "overlap_k")
+    k = recorded(res, "fact_labels", "neurons").get("overlap_k")
     if k:
-        return int(k)  # type: ignore[call-overload]
+        return int(k)
     ov = res.get("overlap")
     return int(ov["top_k"].iloc[0]) if ov is not None and len(ov) else None
 
